@@ -1,0 +1,88 @@
+#!/bin/sh
+# packaging/build-deb.sh OUTDIR - build bootagent_<version>_all.deb from the working tree with dpkg-deb.
+# Prints the path of the .deb. Nothing is byte-compiled into the tree it builds.
+set -eu
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+out=${1:?usage: build-deb.sh OUTDIR}
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+
+version=$(sed -n 's/^version[[:space:]]*=[[:space:]]*"\([^"]*\)".*/\1/p' "$here/pyproject.toml" | head -n 1)
+[ -n "$version" ] || { echo "build-deb: no version in pyproject.toml" >&2; exit 1; }
+
+stage=$(mktemp -d)
+trap 'rm -rf "$stage"' EXIT
+pkgdir=$stage/bootagent
+py=$pkgdir/usr/lib/python3/dist-packages/bootagent
+mkdir -p "$pkgdir/DEBIAN" "$py" "$pkgdir/usr/sbin"
+
+# The Python package: whatever is in the tree (no caches, no compiled files).
+(cd "$here/bootagent" && find . -type f \( -name '*.py' -o -path './data/*' -o -path './zfs/lua/*.lua' \
+        -o -name 'py.typed' \) ! -path '*/__pycache__/*' -print) | sort | while read -r f; do
+    mkdir -p "$py/$(dirname "$f")"
+    cp "$here/bootagent/$f" "$py/$f"
+done
+
+cat > "$pkgdir/usr/sbin/bootagent" <<'EOF'
+#!/usr/bin/python3
+"""bootagent command line (installed by the Debian package)."""
+from bootagent.cli.main import main
+
+raise SystemExit(main())
+EOF
+chmod 0755 "$pkgdir/usr/sbin/bootagent"
+
+conffiles=
+if [ -f "$here/bootagent/data/bootagent.yaml" ]; then
+    mkdir -p "$pkgdir/etc/bootagent"
+    cp "$here/bootagent/data/bootagent.yaml" "$pkgdir/etc/bootagent/bootagent.yaml"
+    conffiles=/etc/bootagent/bootagent.yaml
+fi
+
+copy_dir() { # SRC_DIR DEST_DIR MODE: the regular files of SRC_DIR, if any
+    [ -d "$1" ] || return 0
+    for f in "$1"/*; do
+        [ -f "$f" ] || continue
+        mkdir -p "$2"
+        cp "$f" "$2/"
+        chmod "$3" "$2/$(basename "$f")"
+    done
+}
+copy_dir "$here/grub.d" "$pkgdir/etc/grub.d" 0755
+copy_dir "$here/initramfs-hooks/hooks" "$pkgdir/usr/share/initramfs-tools/hooks" 0755
+if [ -d "$here/initramfs-hooks/scripts" ]; then
+    for d in "$here"/initramfs-hooks/scripts/*/; do
+        [ -d "$d" ] || continue
+        copy_dir "$d" "$pkgdir/usr/share/initramfs-tools/scripts/$(basename "$d")" 0755
+    done
+fi
+copy_dir "$here/systemd" "$pkgdir/lib/systemd/system" 0644
+for f in "$pkgdir"/etc/grub.d/*; do
+    [ -f "$f" ] && conffiles="$conffiles
+/etc/grub.d/$(basename "$f")"
+done
+
+size=$(du -sk "$pkgdir" | cut -f1)
+cat > "$pkgdir/DEBIAN/control" <<EOF
+Package: bootagent
+Version: $version
+Architecture: all
+Maintainer: bootagent developers <root@localhost>
+Installed-Size: $size
+Depends: python3, python3-yaml, python3-pyzfs, python3-pyudev, python3-blessed, zfsutils-linux
+Section: admin
+Priority: optional
+Description: early-boot recovery agent and boot-environment manager for ZFS-root systems
+ Manages ZFS boot environments, integrates with GRUB through grubenv and offers a
+ recovery menu at boot.
+EOF
+if [ -n "$conffiles" ]; then
+    printf '%s\n' "$conffiles" | sed '/^$/d' > "$pkgdir/DEBIAN/conffiles"
+fi
+
+deb=$out/bootagent_${version}_all.deb
+# Fixed mtimes so the same tree gives the same .deb (the agent layer is keyed by its sha256).
+find "$pkgdir" -exec touch -h -d @0 {} +
+SOURCE_DATE_EPOCH=0 dpkg-deb --root-owner-group -Zxz --build "$pkgdir" "$deb" >/dev/null
+echo "$deb"
