@@ -1,0 +1,3 @@
+from bootagent.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,423 @@
+"""The `bootagent` command: boot environments on the running system.
+
+One parser, one dispatcher, one top-level error handler that maps the error hierarchy to exit codes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from bootagent import __version__
+from bootagent.cli import render
+from bootagent.cli.context import Context, build_context
+from bootagent.config import load_config
+from bootagent.errors import BootagentError, ExitCode, RefusedError, UsageError
+from bootagent.model import CreatedBy
+from bootagent.zfs.interface import ZfsBackend
+
+LOG = logging.getLogger("bootagent")
+
+EPILOG = """\
+exit codes: 0 ok, 1 internal error (run with --debug for the traceback), 2 usage or bad name,
+3 invalid configuration, 4 not found, 5 refused by a safety rule (nothing changed),
+6 a zfs/zpool/system call failed, 7 an operation stopped part-way (see 'bootagent status')"""
+
+
+@dataclass(frozen=True)
+class Output:
+    """What a verb produced: a JSON-ready value and its text form."""
+
+    data: Any
+    text: str
+
+
+Handler = Callable[[Context, argparse.Namespace], Output]
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # argparse's own errors become usage errors (exit 2)
+        raise UsageError(message, hint=f"see '{self.prog} --help'")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(
+        prog="bootagent",
+        description="Boot environments, checkpoints, rollback and roll-forward for ZFS-root systems.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"bootagent {__version__}")
+    parser.add_argument(
+        "--config", metavar="FILE", help="configuration file (default /etc/bootagent/bootagent.yaml)"
+    )
+    parser.add_argument(
+        "--pool", metavar="POOL", help="the pool (default: from the config, else the root's pool)"
+    )
+    parser.add_argument(
+        "--debug", action="store_true", help="verbose log; show tracebacks of internal errors"
+    )
+    parser.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=Parser)
+    sub.required = True
+
+    def verb(name: str, handler: Handler, help: str, **kw: Any) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help, **kw)
+        _common(p)
+        p.set_defaults(handler=handler)
+        return p
+
+    p = verb("list", cmd_list, "list boot environments and their snapshots")
+    p.add_argument("environment", nargs="?", help="show only this environment")
+    p.add_argument("-s", "--snapshots", action="store_true", help="include snapshots")
+    p.add_argument(
+        "--history", action="store_true", help="show the rollback history (steps) of an environment"
+    )
+
+    p = verb("checkpoint", cmd_checkpoint, "snapshot an environment (default: the running one)")
+    p.add_argument("environment", nargs="?")
+    p.add_argument("-n", "--name", help="snapshot name (default: cp-YYYYMMDD-HHMMSS)")
+    p.add_argument("-d", "--description", default="", help="free text, any characters but control characters")
+    p.add_argument(
+        "--created-by",
+        choices=[c.value for c in (CreatedBy.MANUAL, CreatedBy.PACKAGE_MANAGER, CreatedBy.AUTOMATIC)],
+        default=CreatedBy.MANUAL.value,
+        help="who made it (prune only removes automatic and package-manager checkpoints by default)",
+    )
+
+    p = verb("create", cmd_create, "create a new environment from an environment or a snapshot (a clone)")
+    p.add_argument("name")
+    p.add_argument("source", nargs="?", help="ENV or ENV@SNAPSHOT (default: the running environment)")
+    p.add_argument("-d", "--description", default="")
+    p.add_argument("--activate", action="store_true", help="also make it the default")
+
+    p = verb("activate", cmd_activate, "make an environment the default, or (--once) the next boot only")
+    p.add_argument("environment")
+    p.add_argument(
+        "--once", action="store_true", help="next boot only (a trial); later boots use the default"
+    )
+
+    p = verb(
+        "rollback",
+        cmd_rollback,
+        "go back to an earlier state; by default a new environment is made and activated, "
+        "the current one kept",
+    )
+    p.add_argument("environment", nargs="?", help="default: the running environment")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--steps", type=int, help="how many states back (default 1; see 'list --history')")
+    g.add_argument("--to", metavar="SNAPSHOT", help="a snapshot in the history, or ENV@SNAPSHOT")
+    p.add_argument("--name", help="name of the new environment (default ENV-SNAPSHOT)")
+    p.add_argument(
+        "--destroy-newer",
+        action="store_true",
+        help="roll back IN PLACE, destroying every newer snapshot (no roll-forward afterwards)",
+    )
+    p.add_argument("--yes", action="store_true", help="do not ask for the typed confirmation")
+
+    p = verb("rollforward", cmd_rollforward, "undo a rollback: go forward again (default: all the way)")
+    p.add_argument("environment", nargs="?")
+    p.add_argument("--steps", type=int, help="how many states forward (default: back to the latest)")
+
+    p = verb("destroy", cmd_destroy, "destroy environments or snapshots (protected ones are refused)")
+    p.add_argument("targets", nargs="+", metavar="ENV[@SNAPSHOT]")
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
+    p = verb("prune", cmd_prune, "remove old automatic checkpoints by count, age and free space")
+    p.add_argument("--dry-run", action="store_true", help="only show what would be removed")
+
+    p = verb("mount", cmd_mount, "mount an environment or snapshot read-only")
+    p.add_argument("target", metavar="ENV[@SNAPSHOT]")
+    p.add_argument("path", nargs="?", help="an empty directory (default /run/bootagent/mnt/TARGET)")
+
+    p = verb("umount", cmd_umount, "unmount what 'bootagent mount' mounted")
+    p.add_argument("target", metavar="ENV[@SNAPSHOT]|PATH")
+
+    p = verb("diff", cmd_diff, "list the files that differ between a snapshot and a later state")
+    p.add_argument("older", metavar="ENV@SNAPSHOT")
+    p.add_argument("newer", metavar="ENV[@SNAPSHOT]")
+
+    p = verb("keep", cmd_keep, "set or clear the keep flag (kept items are never destroyed or pruned)")
+    p.add_argument("target", metavar="ENV[@SNAPSHOT]")
+    p.add_argument("--off", action="store_true", help="clear the flag")
+
+    p = verb("mark-good", cmd_mark_good, "record that this boot is good (run after health checks)")
+    p.add_argument("environment", nargs="?")
+
+    p = verb("status", cmd_status, "pool health, boot choices and the latest journal entries")
+    p.add_argument("-n", "--entries", type=int, default=10, help="journal entries to show (default 10)")
+    return parser
+
+
+# --- confirmation -------------------------------------------------------------------------------------
+def confirm(word: str, question: str, *, assume_yes: bool, stdin: TextIO | None = None) -> None:
+    """Ask for a typed confirmation word when a person is there; without one, require --yes."""
+    if assume_yes:
+        return
+    stream = stdin or sys.stdin
+    if not stream.isatty():
+        raise RefusedError(
+            f"{question} needs a confirmation and there is no terminal to ask",
+            hint="add --yes to confirm non-interactively",
+        )
+    sys.stderr.write(f"{question}\nType {word} to confirm: ")
+    sys.stderr.flush()
+    answer = stream.readline().strip()
+    if answer != word:
+        raise RefusedError("not confirmed; nothing was changed")
+
+
+# --- verbs --------------------------------------------------------------------------------------------
+def cmd_list(ctx: Context, args: argparse.Namespace) -> Output:
+    inv = ctx.envs.inventory()
+    if args.history:
+        env = inv.find(args.environment) if args.environment else inv.current()
+        hist = inv.history(env)
+        steps = [{"step": i, **render.snapshot_json(s)} for i, s in enumerate(hist, 1)]
+        return Output({"environment": env.name, "history": steps}, render.history_text(inv, env))
+    if args.environment:
+        env = inv.find(args.environment)
+        data = render.environment_json(inv, env)
+        filtered = type(inv)(inv.pool, inv.root, (env,), inv.state, inv.boot_choice)
+        return Output(data, render.inventory_text(filtered, snapshots=True))
+    return Output(render.inventory_json(inv), render.inventory_text(inv, snapshots=args.snapshots))
+
+
+def cmd_checkpoint(ctx: Context, args: argparse.Namespace) -> Output:
+    snap = ctx.envs.checkpoint(
+        args.environment, name=args.name, description=args.description, created_by=CreatedBy(args.created_by)
+    )
+    return Output(render.snapshot_json(snap), f"created checkpoint {snap.label}")
+
+
+def cmd_create(ctx: Context, args: argparse.Namespace) -> Output:
+    env = ctx.envs.create(args.name, args.source, description=args.description)
+    text = f"created boot environment {env.name} from {env.origin}"
+    if args.activate:
+        ctx.envs.activate(env.name)
+        text += f"; {env.name} is now the default"
+    inv = ctx.envs.inventory()
+    return Output(render.environment_json(inv, inv.find(env.name)), text)
+
+
+def cmd_activate(ctx: Context, args: argparse.Namespace) -> Output:
+    env = ctx.envs.activate(args.environment, once=args.once)
+    inv = ctx.envs.inventory()
+    text = (
+        f"{env.name} boots next time only; later boots use {inv.state.active or 'the default'}"
+        if args.once
+        else f"{env.name} is now the default boot environment"
+    )
+    return Output(render.environment_json(inv, inv.find(env.name), snapshots=False), text)
+
+
+def cmd_rollback(ctx: Context, args: argparse.Namespace) -> Output:
+    if args.destroy_newer:
+        inv = ctx.envs.inventory()
+        env = inv.find(args.environment) if args.environment else inv.current()
+        target = ctx.envs.resolve_history_target(inv, env, steps=args.steps, to=args.to)
+        newer = [s.name for s in env.snapshots if s.createtxg > target.createtxg]
+        confirm(
+            "ROLLBACK",
+            f"Roll {env.name} back IN PLACE to {target.label}: its current state"
+            + (f" and the snapshots {', '.join(newer)}" if newer else "")
+            + " will be destroyed; roll-forward will not be possible.",
+            assume_yes=args.yes,
+        )
+    result = ctx.envs.rollback(
+        args.environment, steps=args.steps, to=args.to, destructive=args.destroy_newer, new_name=args.name
+    )
+    if result.destructive:
+        text = f"rolled {result.environment} back to {result.target.label} in place"
+        if result.destroyed:
+            text += "; destroyed " + ", ".join(result.destroyed)
+    else:
+        text = (
+            f"created {result.environment} from {result.target.label} and made it the default; "
+            "reboot to use it ('bootagent rollforward' undoes this)"
+        )
+    return Output(render.rollback_json(result), text)
+
+
+def cmd_rollforward(ctx: Context, args: argparse.Namespace) -> Output:
+    result = ctx.envs.roll_forward(args.environment, steps=args.steps)
+    verb = "created" if result.created else "activated"
+    text = f"{verb} {result.environment} ({result.source}); it is now the default; reboot to use it"
+    return Output(render.rollforward_json(result), text)
+
+
+def cmd_destroy(ctx: Context, args: argparse.Namespace) -> Output:
+    inv = ctx.envs.inventory()
+    refusals = [f"{t}: {why}" for t in args.targets if (why := ctx.envs.destroy_refusal(inv, t))]
+    if refusals:
+        raise RefusedError(
+            "refusing to destroy (nothing was changed):\n  " + "\n  ".join(refusals),
+            hint="activate another environment first, "
+            "or clear the keep flag with 'bootagent keep --off NAME'",
+        )
+    confirm("destroy", f"Destroy {', '.join(args.targets)}?", assume_yes=args.yes)
+    names = ctx.envs.destroy(args.targets)
+    return Output({"destroyed": names}, "destroyed " + ", ".join(names))
+
+
+def cmd_prune(ctx: Context, args: argparse.Namespace) -> Output:
+    plan = ctx.envs.prune(dry_run=args.dry_run)
+    data = render.prune_json(plan, dry_run=args.dry_run)
+    if not plan.items:
+        text = "nothing to prune"
+    else:
+        lead = "would destroy" if args.dry_run else "destroyed"
+        text = "\n".join(
+            f"{lead} {i.snapshot.label} ({i.reason.value}, {render.human_size(i.snapshot.used)})"
+            for i in plan.items
+        )
+    if not plan.space_goal_met:
+        text += (
+            f"\nwarning: free space stays below {ctx.config.retention.min_free_percent}% "
+            "(the remaining checkpoints are protected or kept by min_keep)"
+        )
+    return Output(data, text)
+
+
+def cmd_mount(ctx: Context, args: argparse.Namespace) -> Output:
+    path = ctx.envs.mount(args.target, args.path)
+    return Output({"target": args.target, "path": path}, f"mounted {args.target} read-only at {path}")
+
+
+def cmd_umount(ctx: Context, args: argparse.Namespace) -> Output:
+    path = ctx.envs.umount(args.target)
+    return Output({"path": path}, f"unmounted {path}")
+
+
+def cmd_diff(ctx: Context, args: argparse.Namespace) -> Output:
+    entries = ctx.envs.diff(args.older, args.newer)
+    lines = [f"{e.change.value}\t{e.path}" + (f" -> {e.new_path}" if e.new_path else "") for e in entries]
+    return Output(render.diff_json(entries), "\n".join(lines) if lines else "no differences")
+
+
+def cmd_keep(ctx: Context, args: argparse.Namespace) -> Output:
+    ctx.envs.set_keep(args.target, not args.off)
+    state = "cleared" if args.off else "set"
+    return Output({"target": args.target, "keep": not args.off}, f"keep flag {state} on {args.target}")
+
+
+def cmd_mark_good(ctx: Context, args: argparse.Namespace) -> Output:
+    env = ctx.envs.mark_good(args.environment)
+    return Output(
+        {"environment": env.name, "last_good": render.iso(env.last_good)}, f"{env.name} marked good"
+    )
+
+
+def cmd_status(ctx: Context, args: argparse.Namespace) -> Output:
+    inv = ctx.envs.inventory()
+    entries = ctx.journal.entries(args.entries)
+    pending = ctx.journal.pending()
+    data = {
+        "pool": render.inventory_json(inv)["pool"],
+        "active": inv.state.active,
+        "next_boot": inv.state.next_once,
+        "running": inv.state.running,
+        "last_known_good": inv.state.last_known_good,
+        "grubenv_damaged": inv.boot_choice.grubenv_damaged,
+        "journal": [render.journal_json(e) for e in entries],
+        "pending": [render.journal_json(e) for e in pending],
+    }
+    lines = [
+        f"pool:            {inv.pool.name} {inv.pool.health.value}"
+        + (" (read-only)" if inv.pool.readonly else ""),
+        f"free:            {render.human_size(inv.pool.free)} of {render.human_size(inv.pool.size)}",
+        f"running:         {inv.state.running or '-'}",
+        f"default:         {inv.state.active or '-'}",
+        f"next boot only:  {inv.state.next_once or '-'}",
+        f"last-known-good: {inv.state.last_known_good or '-'}",
+    ]
+    if inv.boot_choice.grubenv_damaged:
+        lines.append(f"warning: {ctx.config.grubenv} is damaged; its values were ignored")
+    if pending:
+        lines.append("operations cut short (no outcome recorded):")
+        lines.extend(f"  {render.when(e.time)} {e.action} {e.target}" for e in pending)
+    lines.append("")
+    lines.append(render.journal_text(entries) if entries else "journal: empty")
+    return Output(data, "\n".join(lines))
+
+
+# --- entry point --------------------------------------------------------------------------------------
+def _setup_logging(debug: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="bootagent: %(levelname)s: %(message)s"
+        if not debug
+        else "%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _default_backend() -> ZfsBackend:
+    from bootagent.zfs.backend import ZfsSystem
+
+    system: ZfsBackend = ZfsSystem()
+    return system
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    backend: Callable[[], ZfsBackend] = _default_backend,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+) -> int:
+    out = stdout or sys.stdout
+    err = stderr or sys.stderr
+    raw = list(sys.argv[1:] if argv is None else argv)
+    want_json = "--json" in raw
+    debug = "--debug" in raw
+    try:
+        args = build_parser().parse_args(raw)
+        _setup_logging(args.debug)
+        config = load_config(args.config, strict=True).config
+        ctx = build_context(config, backend(), pool=args.pool)
+        result: Output = args.handler(ctx, args)
+    except BootagentError as exc:
+        if want_json:
+            json.dump(
+                {"error": exc.message, "hint": exc.hint, "exit_code": int(exc.exit_code)},
+                out,
+                ensure_ascii=False,
+            )
+            out.write("\n")
+        err.write(f"bootagent: error: {exc.message}\n")
+        if exc.hint:
+            err.write(f"hint: {exc.hint}\n")
+        if debug:
+            import traceback
+
+            traceback.print_exc(file=err)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        err.write("bootagent: interrupted\n")
+        return 130
+    except Exception as exc:
+        if debug:
+            raise
+        err.write(f"bootagent: internal error: {type(exc).__name__}: {exc}\n")
+        err.write("hint: run again with --debug for the traceback, and report it\n")
+        return int(ExitCode.BUG)
+    if want_json or args.json:
+        json.dump(result.data, out, indent=2, ensure_ascii=False)
+        out.write("\n")
+    else:
+        out.write(result.text + "\n")
+    return int(ExitCode.OK)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

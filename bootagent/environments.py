@@ -1,0 +1,743 @@
+"""Boot environments: the domain operations, plain logic over the ZFS interface.
+
+Layout (see README, "Pool layout"): environments are `<pool>/<root>/<name>`, one dataset each; snapshots of
+them are checkpoints. Every change is journaled (intent first, outcome last). Safety rules live here, in one
+place, so the CLI, the early-boot agent and unattended recovery all obey the same ones.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+from bootagent.bootstate import BootChoice, BootStore
+from bootagent.config import Config
+from bootagent.errors import BootagentError, NotFoundError, RefusedError, UsageError
+from bootagent.journal import Journal
+from bootagent.model import (
+    FACTORY_HOLD_TAG,
+    MAX_NAME,
+    BootEnvironment,
+    BootState,
+    CreatedBy,
+    DatasetInfo,
+    DatasetKind,
+    Flag,
+    PoolInfo,
+    Prop,
+    Snapshot,
+    split_target,
+    validate_name,
+)
+from bootagent.prune import PrunePlan, RetentionPolicy, plan_prune, protected_reason
+from bootagent.zfs.interface import DiffEntry, ZfsBackend
+
+LOG = logging.getLogger(__name__)
+
+MAX_DESCRIPTION = 1024
+MOUNT_BASE = "/run/bootagent/mnt"
+
+
+@dataclass(frozen=True)
+class Inventory:
+    pool: PoolInfo
+    root: str  # "<pool>/<root>"
+    environments: tuple[BootEnvironment, ...]  # oldest first
+    state: BootState
+    boot_choice: BootChoice
+
+    def find(self, name: str) -> BootEnvironment:
+        for env in self.environments:
+            if env.name == name:
+                return env
+        close = difflib.get_close_matches(name, [e.name for e in self.environments], n=1)
+        raise NotFoundError(
+            f"no boot environment {name!r} in {self.root}",
+            hint=f"did you mean {close[0]!r}?" if close else "see 'bootagent list'",
+        )
+
+    def find_snapshot(self, env_name: str, snap_name: str) -> Snapshot:
+        env = self.find(env_name)
+        for snap in env.snapshots:
+            if snap.name == snap_name:
+                return snap
+        close = difflib.get_close_matches(snap_name, [s.name for s in env.snapshots], n=1)
+        raise NotFoundError(
+            f"boot environment {env_name!r} has no snapshot {snap_name!r}",
+            hint=f"did you mean {env_name}@{close[0]}?" if close else f"see 'bootagent list {env_name}'",
+        )
+
+    def by_dataset(self, dataset: str) -> BootEnvironment | None:
+        for env in self.environments:
+            if env.dataset == dataset:
+                return env
+        return None
+
+    def snapshot_by_full_name(self, full_name: str) -> Snapshot | None:
+        dataset, _, name = full_name.partition("@")
+        env = self.by_dataset(dataset)
+        if env is None:
+            return None
+        return next((s for s in env.snapshots if s.name == name), None)
+
+    def flags(self, env: BootEnvironment) -> tuple[Flag, ...]:
+        out: list[Flag] = []
+        if env.name == self.state.active:
+            out.append(Flag.ACTIVE)
+        if env.name == self.state.next_once:
+            out.append(Flag.NEXT_BOOT)
+        if env.name == self.state.running:
+            out.append(Flag.RUNNING)
+        if env.name == self.state.last_known_good:
+            out.append(Flag.LAST_KNOWN_GOOD)
+        if env.keep:
+            out.append(Flag.KEEP)
+        return tuple(out)
+
+    def current(self) -> BootEnvironment:
+        """The environment an operation applies to by default: the running one, else the active one."""
+        name = self.state.running or self.state.active
+        if name is None:
+            raise UsageError(
+                "no environment is running or active, so there is no default",
+                hint="name the environment explicitly",
+            )
+        return self.find(name)
+
+    def history(self, env: BootEnvironment) -> list[Snapshot]:
+        """Earlier states of `env`, newest first: its own snapshots, then the snapshot it was cloned from
+        and the older snapshots of that environment, and so on (first-parent history)."""
+        out: list[Snapshot] = []
+        seen: set[str] = set()
+        current: BootEnvironment | None = env
+        upto: int | None = None  # only snapshots at or before this txg in an ancestor
+        while current is not None and current.dataset not in seen:
+            seen.add(current.dataset)
+            snaps = [s for s in current.snapshots if upto is None or s.createtxg <= upto]
+            out.extend(sorted(snaps, key=lambda s: s.createtxg, reverse=True))
+            if not current.origin:
+                break
+            origin = self.snapshot_by_full_name(current.origin)
+            if origin is None:
+                break
+            upto = origin.createtxg
+            current = self.by_dataset(origin.dataset)
+        return out
+
+
+@dataclass(frozen=True)
+class RollbackResult:
+    target: Snapshot
+    environment: str  # the environment now active (new for a non-destructive rollback)
+    destroyed: tuple[str, ...] = ()
+    destructive: bool = False
+
+
+@dataclass(frozen=True)
+class RollForwardResult:
+    environment: str  # the environment now active
+    source: str  # the snapshot or environment rolled forward to
+    created: bool
+
+
+class BootEnvironments:
+    def __init__(
+        self,
+        zfs: ZfsBackend,
+        config: Config,
+        pool: str,
+        journal: Journal,
+        boot: BootStore,
+        *,
+        clock: Callable[[], float] = time.time,
+        kernel_release: Callable[[], str] = lambda: os.uname().release,
+        mount_base: str = MOUNT_BASE,
+    ) -> None:
+        self.zfs = zfs
+        self.config = config
+        self.pool = pool
+        self.journal = journal
+        self.boot = boot
+        self.clock = clock
+        self.kernel_release = kernel_release
+        self.mount_base = mount_base
+        self.root = config.root_container(pool)
+
+    # --- reading -------------------------------------------------------------------------------------
+    def inventory(self) -> Inventory:
+        pool = self.zfs.pool_info(self.pool)
+        tree = self.zfs.list_tree(self.root)
+        mounts = self.zfs.mounts()
+        choice = self.boot.read()
+        envs = _assemble(self.root, tree)
+        names = {e.name for e in envs}
+        running_ds = mounts.get("/")
+        running = (
+            running_ds.rsplit("/", 1)[-1] if running_ds and running_ds.startswith(self.root + "/") else None
+        )
+        active = (
+            pool.bootfs.rsplit("/", 1)[-1]
+            if pool.bootfs and pool.bootfs.startswith(self.root + "/")
+            else None
+        )
+        if active is None and choice.default in names:
+            active = choice.default
+        once = choice.once if choice.once in names else None
+        if choice.once and once is None:
+            LOG.warning("the next-boot choice %r names no existing environment; ignoring it", choice.once)
+        good = [e for e in envs if e.last_good is not None]
+        lkg = max(good, key=lambda e: e.last_good or 0).name if good else None
+        return Inventory(
+            pool=pool,
+            root=self.root,
+            environments=tuple(envs),
+            state=BootState(active=active, next_once=once, running=running, last_known_good=lkg),
+            boot_choice=choice,
+        )
+
+    # --- checkpoints ---------------------------------------------------------------------------------
+    def checkpoint(
+        self,
+        env_name: str | None = None,
+        *,
+        name: str | None = None,
+        description: str = "",
+        created_by: CreatedBy = CreatedBy.MANUAL,
+    ) -> Snapshot:
+        inv = self.inventory()
+        env = inv.find(env_name) if env_name else inv.current()
+        snap_name = validate_name(name, what="snapshot name") if name else self._auto_name(created_by)
+        description = check_description(description)
+        if any(s.name == snap_name for s in env.snapshots):
+            raise UsageError(f"{env.name}@{snap_name} already exists", hint="choose another name")
+        if inv.pool.free_percent < self.config.retention.min_free_percent:
+            self._make_room(inv)
+        full = f"{env.dataset}@{snap_name}"
+        props = {Prop.DESCRIPTION.value: description, Prop.CREATED_BY.value: created_by.value}
+        with self.journal.operation("checkpoint", f"{env.name}@{snap_name}", detail=description):
+            self.zfs.snapshot([full], props)
+        return self.inventory().find_snapshot(env.name, snap_name)
+
+    def _auto_name(self, created_by: CreatedBy) -> str:
+        prefix = {
+            CreatedBy.PACKAGE_MANAGER: "apt",
+            CreatedBy.AUTOMATIC: "auto",
+            CreatedBy.AGENT: "agent",
+        }.get(created_by, "cp")
+        stamp = datetime.fromtimestamp(self.clock(), UTC).strftime("%Y%m%d-%H%M%S")
+        return f"{prefix}-{stamp}"
+
+    def _make_room(self, inv: Inventory) -> None:
+        plan = self.plan_prune(inv)
+        space_items = [item for item in plan.items if item.reason.value == "space"]
+        if space_items:
+            LOG.warning(
+                "free space %.1f%% is below %d%%: pruning %d old checkpoint(s) first",
+                inv.pool.free_percent,
+                self.config.retention.min_free_percent,
+                len(space_items),
+            )
+            self._destroy_planned(plan)
+
+    # --- new environments ----------------------------------------------------------------------------
+    def create(
+        self,
+        name: str,
+        source: str | None = None,
+        *,
+        description: str = "",
+        created_by: CreatedBy = CreatedBy.MANUAL,
+        rolled_back_from: str | None = None,
+    ) -> BootEnvironment:
+        """Clone a new environment from an environment (snapshotted first) or any of its snapshots."""
+        validate_name(name, what="environment name")
+        description = check_description(description)
+        inv = self.inventory()
+        if any(e.name == name for e in inv.environments):
+            raise UsageError(f"boot environment {name!r} already exists", hint="choose another name")
+        if self.zfs.exists(f"{self.root}/{name}"):
+            raise UsageError(f"{self.root}/{name} already exists")
+        src_env: BootEnvironment
+        if source is None:
+            src_env, snap_name = inv.current(), None
+        else:
+            env_name, snap_name = split_target(source)
+            src_env = inv.find(env_name)
+            if snap_name is not None:
+                inv.find_snapshot(env_name, snap_name)
+        with self.journal.operation(
+            "create", name, detail=description, data={"source": source or src_env.name}
+        ) as op:
+            if snap_name is None:
+                snap_name = f"create-{name}"[:MAX_NAME]
+                if any(s.name == snap_name for s in src_env.snapshots):
+                    snap_name = self._auto_name(CreatedBy.AUTOMATIC)
+                self.zfs.snapshot(
+                    [f"{src_env.dataset}@{snap_name}"],
+                    {
+                        Prop.DESCRIPTION.value: f"source of {name}",
+                        Prop.CREATED_BY.value: CreatedBy.AUTOMATIC.value,
+                    },
+                )
+            origin = f"{src_env.dataset}@{snap_name}"
+            props = {
+                Prop.DESCRIPTION.value: description or f"from {src_env.name}@{snap_name}",
+                Prop.CREATED_BY.value: created_by.value,
+            }
+            if src_env.kernel:
+                props[Prop.KERNEL.value] = src_env.kernel
+            if rolled_back_from:
+                props[Prop.ROLLED_BACK_FROM.value] = rolled_back_from
+            dataset = f"{self.root}/{name}"
+            self.zfs.clone(dataset, origin, props)
+            try:
+                self.zfs.set_native(dataset, {"canmount": "noauto", "mountpoint": "/"})
+            except BaseException:
+                LOG.error("could not finish %s; removing the half-made clone", dataset)
+                self.zfs.destroy([dataset])
+                raise
+            LOG.info("created %s from %s (journal op %s)", dataset, origin, op.op)
+        return self.inventory().find(name)
+
+    # --- activation ----------------------------------------------------------------------------------
+    def activate(self, name: str, *, once: bool = False) -> BootEnvironment:
+        inv = self.inventory()
+        env = inv.find(name)
+        if once:
+            with self.journal.operation("activate-once", name):
+                self.boot.set_once(name)
+        else:
+            with self.journal.operation("activate", name):
+                self.boot.set_default(self.pool, env.dataset, name)
+                if inv.boot_choice.once == name:
+                    self.boot.set_once(None)
+        return env
+
+    # --- rollback and roll forward -------------------------------------------------------------------
+    def resolve_history_target(
+        self, inv: Inventory, env: BootEnvironment, *, steps: int | None, to: str | None
+    ) -> Snapshot:
+        history = inv.history(env)
+        if to is not None:
+            if "@" in to:
+                env_name, snap_name = split_target(to)
+                return inv.find_snapshot(env_name, snap_name or "")
+            validate_name(to, what="snapshot name")
+            for snap in history:
+                if snap.name == to:
+                    return snap
+            raise NotFoundError(
+                f"{to!r} is not in the history of {env.name}",
+                hint="give ENV@SNAPSHOT, or see 'bootagent list --history " + env.name + "'",
+            )
+        count = 1 if steps is None else steps
+        if count < 1:
+            raise UsageError("--steps must be 1 or more")
+        if not history:
+            raise RefusedError(
+                f"{env.name} has no earlier state to roll back to",
+                hint=f"create checkpoints with 'bootagent checkpoint {env.name}'",
+            )
+        if count > len(history):
+            raise RefusedError(
+                f"{env.name} has only {len(history)} earlier state(s); cannot go back {count}",
+                hint="see 'bootagent list --history'",
+            )
+        return history[count - 1]
+
+    def rollback(
+        self,
+        env_name: str | None = None,
+        *,
+        steps: int | None = None,
+        to: str | None = None,
+        destructive: bool = False,
+        new_name: str | None = None,
+        created_by: CreatedBy = CreatedBy.MANUAL,
+    ) -> RollbackResult:
+        inv = self.inventory()
+        env = inv.find(env_name) if env_name else inv.current()
+        target = self.resolve_history_target(inv, env, steps=steps, to=to)
+        if destructive:
+            return self._rollback_in_place(inv, env, target)
+        name = new_name or unique_name(
+            f"{target.environment}-{target.name}", [e.name for e in inv.environments]
+        )
+        with self.journal.operation("rollback", env.name, data={"target": target.label, "new": name}):
+            new_env = self.create(
+                name,
+                target.label,
+                description=f"rollback of {env.name} to {target.label}",
+                created_by=created_by,
+                rolled_back_from=env.name,
+            )
+            self.activate(new_env.name)
+        return RollbackResult(target=target, environment=new_env.name)
+
+    def _rollback_in_place(self, inv: Inventory, env: BootEnvironment, target: Snapshot) -> RollbackResult:
+        if target.dataset != env.dataset:
+            raise RefusedError(
+                f"{target.label} is not a snapshot of {env.name}; "
+                "an in-place rollback stays in one environment",
+                hint="use a non-destructive rollback (without --destroy-newer)",
+            )
+        if env.name == inv.state.running:
+            raise RefusedError(
+                f"{env.name} is the running system; it cannot be rolled back in place under itself",
+                hint="roll back without --destroy-newer (a new environment), or do it from the boot menu",
+            )
+        newer = [
+            s for s in self._with_holds(env, only_prunable=False).snapshots if s.createtxg > target.createtxg
+        ]
+        blockers = [f"{s.label} ({why})" for s in newer if (why := _destroy_blocker(s)) is not None]
+        if blockers:
+            raise RefusedError(
+                "an in-place rollback would destroy protected snapshots: " + ", ".join(blockers),
+                hint="use a non-destructive rollback, or clear the keep flag / destroy the clones first",
+            )
+        with self.journal.operation(
+            "rollback-destroy-newer",
+            env.name,
+            data={"target": target.label, "destroys": " ".join(s.name for s in newer)},
+        ):
+            destroyed = self.zfs.rollback_destroying_newer(target.full_name)
+        return RollbackResult(
+            target=target, environment=env.name, destroyed=tuple(destroyed), destructive=True
+        )
+
+    def roll_forward(self, env_name: str | None = None, *, steps: int | None = None) -> RollForwardResult:
+        inv = self.inventory()
+        env = inv.find(env_name) if env_name else inv.current()
+        if not env.rolled_back_from:
+            raise RefusedError(
+                f"nothing to roll forward to: {env.name} was not made by a rollback",
+                hint="activate any newer environment with 'bootagent activate NAME'",
+            )
+        source = inv.find(env.rolled_back_from)
+        history = inv.history(source)
+        position = next((i for i, s in enumerate(history) if s.full_name == env.origin), len(history))
+        forward: list[Snapshot | BootEnvironment] = [*reversed(history[:position]), source]
+        count = len(forward) if steps is None else steps
+        if count < 1:
+            raise UsageError("--steps must be 1 or more")
+        if count > len(forward):
+            raise RefusedError(
+                f"{env.name} is {len(forward)} step(s) behind {source.name}; cannot go forward {count}"
+            )
+        target = forward[count - 1]
+        with self.journal.operation("roll-forward", env.name, data={"to": _label(target)}):
+            if isinstance(target, BootEnvironment):
+                self.activate(target.name)
+                return RollForwardResult(environment=target.name, source=target.name, created=False)
+            name = unique_name(f"{target.environment}-{target.name}", [e.name for e in inv.environments])
+            new_env = self.create(
+                name,
+                target.label,
+                description=f"roll forward of {env.name} to {target.label}",
+                rolled_back_from=source.name,
+            )
+            self.activate(new_env.name)
+        return RollForwardResult(environment=new_env.name, source=target.label, created=True)
+
+    # --- destroy and prune ---------------------------------------------------------------------------
+    def destroy_refusal(self, inv: Inventory, target: str) -> str | None:
+        """Why `target` (ENV or ENV@SNAP) may not be destroyed, or None."""
+        env_name, snap_name = split_target(target)
+        env = inv.find(env_name)
+        if snap_name is not None:
+            inv.find_snapshot(env_name, snap_name)
+            snap = next(
+                s for s in self._with_holds(env, only_prunable=False).snapshots if s.name == snap_name
+            )
+            return _destroy_blocker(snap)
+        flags = inv.flags(env)
+        for flag, why in (
+            (Flag.RUNNING, "it is the running system"),
+            (Flag.ACTIVE, "it is the active (default) boot environment"),
+            (Flag.NEXT_BOOT, "it is chosen for the next boot"),
+            (Flag.LAST_KNOWN_GOOD, "it is the last-known-good environment (the automatic fallback)"),
+            (Flag.KEEP, "it has the keep flag"),
+        ):
+            if flag in flags:
+                return why
+        if env.mounted:
+            return f"it is mounted at {env.mountpoint}"
+        for snap in self._with_holds(env, only_prunable=False).snapshots:
+            if (blocker := _destroy_blocker(snap)) is not None:
+                return f"its snapshot {snap.label} is protected: {blocker}"
+        return None
+
+    def destroy(self, targets: Sequence[str]) -> list[str]:
+        inv = self.inventory()
+        refusals = [f"{t}: {why}" for t in targets if (why := self.destroy_refusal(inv, t)) is not None]
+        if refusals:
+            raise RefusedError(
+                "refusing to destroy (nothing was changed):\n  " + "\n  ".join(refusals),
+                hint="activate another environment first, or clear the keep flag with "
+                "'bootagent keep --off NAME'",
+            )
+        names: list[str] = []
+        for target in targets:
+            env_name, snap_name = split_target(target)
+            env = inv.find(env_name)
+            if snap_name is None:
+                names.extend(s.full_name for s in env.snapshots)
+                names.append(env.dataset)
+            else:
+                names.append(f"{env.dataset}@{snap_name}")
+        with self.journal.operation("destroy", " ".join(targets), data={"datasets": " ".join(names)}):
+            self.zfs.destroy(names)
+        return names
+
+    def retention_policy(self) -> RetentionPolicy:
+        r = self.config.retention
+        return RetentionPolicy(
+            keep_count=r.keep_count,
+            max_age_days=r.max_age_days,
+            min_free_percent=r.min_free_percent,
+            min_keep=r.min_keep,
+            prune_created_by=tuple(r.prune_created_by),
+        )
+
+    def plan_prune(self, inv: Inventory | None = None) -> PrunePlan:
+        inv = inv or self.inventory()
+        envs = [self._with_holds(e) for e in inv.environments]
+        return plan_prune(
+            envs,
+            self.retention_policy(),
+            now=self.clock(),
+            pool_size=inv.pool.size,
+            pool_free=inv.pool.free,
+        )
+
+    def _with_holds(self, env: BootEnvironment, *, only_prunable: bool = True) -> BootEnvironment:
+        """The environment with the hold tags of its snapshots filled in (a listing does not carry them).
+        With only_prunable, snapshots already protected for another reason are not asked about."""
+        policy = self.retention_policy()
+        snaps = tuple(
+            replace(s, holds=self.zfs.holds(s.full_name))
+            if not only_prunable or protected_reason(s, policy) is None
+            else s
+            for s in env.snapshots
+        )
+        return replace(env, snapshots=snaps)
+
+    def prune(self, *, dry_run: bool = False) -> PrunePlan:
+        plan = self.plan_prune()
+        if not dry_run and plan.items:
+            self._destroy_planned(plan)
+        return plan
+
+    def _destroy_planned(self, plan: PrunePlan) -> None:
+        with self.journal.operation(
+            "prune", f"{len(plan.items)} checkpoint(s)", data={"datasets": " ".join(plan.names)}
+        ):
+            self.zfs.destroy(list(plan.names))
+
+    # --- flags ---------------------------------------------------------------------------------------
+    def set_keep(self, target: str, keep: bool) -> None:
+        inv = self.inventory()
+        env_name, snap_name = split_target(target)
+        env = inv.find(env_name)
+        name = env.dataset if snap_name is None else inv.find_snapshot(env_name, snap_name).full_name
+        with self.journal.operation("keep" if keep else "unkeep", target):
+            if keep:
+                self.zfs.set_user(name, {Prop.KEEP.value: "on"})
+            else:
+                self.zfs.inherit_user(name, Prop.KEEP.value)
+
+    def mark_good(self, env_name: str | None = None) -> BootEnvironment:
+        """Record that `env` (default: the running one) booted and passed its health checks."""
+        inv = self.inventory()
+        env = inv.find(env_name) if env_name else inv.current()
+        props = {Prop.LAST_GOOD.value: str(int(self.clock()))}
+        if env.name == inv.state.running:
+            props[Prop.KERNEL.value] = self.kernel_release()
+        with self.journal.operation("mark-good", env.name):
+            self.zfs.set_user(env.dataset, props)
+        return self.inventory().find(env.name)
+
+    # --- looking at old versions ---------------------------------------------------------------------
+    def dataset_of(self, inv: Inventory, target: str) -> str:
+        env_name, snap_name = split_target(target)
+        env = inv.find(env_name)
+        if snap_name is None:
+            return env.dataset
+        return inv.find_snapshot(env_name, snap_name).full_name
+
+    def mount(self, target: str, path: str | None = None) -> str:
+        inv = self.inventory()
+        name = self.dataset_of(inv, target)
+        for mountpoint, dataset in self.zfs.mounts().items():
+            if dataset == name:
+                raise RefusedError(
+                    f"{target} is already mounted at {mountpoint}",
+                    hint="mount one of its snapshots instead" if mountpoint == "/" else None,
+                )
+        where = path or os.path.join(self.mount_base, target)
+        os.makedirs(where, exist_ok=True)
+        if os.listdir(where):
+            raise RefusedError(f"{where} is not empty", hint="choose an empty directory")
+        self.zfs.mount(name, where)
+        return where
+
+    def umount(self, target_or_path: str) -> str:
+        mounts = self.zfs.mounts()
+        if target_or_path.startswith("/"):
+            path = os.path.normpath(target_or_path)
+            if path not in mounts:
+                raise NotFoundError(f"nothing from ZFS is mounted at {path}")
+        else:
+            inv = self.inventory()
+            name = self.dataset_of(inv, target_or_path)
+            found = [p for p, d in mounts.items() if d == name and p != "/"]
+            if not found:
+                raise NotFoundError(f"{target_or_path} is not mounted")
+            path = found[0]
+        if path == "/":
+            raise RefusedError("refusing to unmount the running root")
+        self.zfs.unmount(path)
+        if path.startswith(self.mount_base + "/"):
+            try:
+                os.rmdir(path)
+            except OSError:
+                LOG.debug("left %s in place", path)
+        return path
+
+    def diff(self, older: str, newer: str) -> list[DiffEntry]:
+        inv = self.inventory()
+        a = self.dataset_of(inv, older)
+        b = self.dataset_of(inv, newer)
+        if "@" not in a:
+            raise UsageError(
+                f"the first state must be a snapshot (got {older})",
+                hint=f"compare a snapshot with a later one or with the environment: "
+                f"'bootagent diff {older}@SNAPSHOT {newer}'",
+            )
+        if a.split("@", 1)[0] != b.split("@", 1)[0]:
+            raise UsageError(
+                f"{older} and {newer} belong to different environments",
+                hint="compare two snapshots of one environment, or a snapshot with its environment",
+            )
+        return self.zfs.diff(a, b)
+
+
+# --- helpers -----------------------------------------------------------------------------------------
+def _label(target: Snapshot | BootEnvironment) -> str:
+    return target.label if isinstance(target, Snapshot) else target.name
+
+
+def _destroy_blocker(snap: Snapshot) -> str | None:
+    if snap.keep:
+        return "it has the keep flag"
+    if FACTORY_HOLD_TAG in snap.holds:
+        return "it is part of the factory baseline"
+    if snap.holds:
+        return "it is held (" + ", ".join(sorted(snap.holds)) + ")"
+    if snap.clones:
+        return "boot environments were cloned from it: " + ", ".join(
+            c.rsplit("/", 1)[-1] for c in snap.clones
+        )
+    return None
+
+
+def check_description(text: str) -> str:
+    if len(text) > MAX_DESCRIPTION:
+        raise UsageError(f"the description is {len(text)} characters long; at most {MAX_DESCRIPTION}")
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise UsageError(
+            "the description contains control characters (tab, newline, ...)",
+            hint="write it on one line",
+        )
+    return text
+
+
+def unique_name(base: str, existing: Iterable[str]) -> str:
+    taken = set(existing)
+    base = base[:MAX_NAME]
+    if base not in taken:
+        return validate_name(base)
+    for n in range(2, 1000):
+        suffix = f"-{n}"
+        candidate = base[: MAX_NAME - len(suffix)] + suffix
+        if candidate not in taken:
+            return validate_name(candidate)
+    raise BootagentError(f"no free name near {base!r}")
+
+
+def _assemble(root: str, tree: Sequence[DatasetInfo]) -> list[BootEnvironment]:
+    """Build the environments (direct children of `root`) with their snapshots from a flat listing."""
+    clones: dict[str, list[str]] = {}
+    for ds in tree:
+        if ds.origin:
+            clones.setdefault(ds.origin, []).append(ds.name)
+    snaps_by_ds: dict[str, list[DatasetInfo]] = {}
+    for ds in tree:
+        if ds.kind is DatasetKind.SNAPSHOT:
+            snaps_by_ds.setdefault(ds.dataset, []).append(ds)
+    envs: list[BootEnvironment] = []
+    for ds in tree:
+        if ds.kind is not DatasetKind.FILESYSTEM or ds.name.rpartition("/")[0] != root:
+            continue
+        name = ds.short_name
+        snapshots = tuple(
+            _snapshot(name, s, clones.get(s.name, []))
+            for s in sorted(snaps_by_ds.get(ds.name, []), key=lambda s: s.createtxg)
+        )
+        envs.append(
+            BootEnvironment(
+                name=name,
+                dataset=ds.name,
+                created=ds.creation,
+                used=ds.used,
+                referenced=ds.referenced,
+                origin=ds.origin,
+                mountpoint=ds.mountpoint,
+                mounted=ds.mounted,
+                kernel=ds.user_props.get(Prop.KERNEL.value) or None,
+                description=ds.user_props.get(Prop.DESCRIPTION.value, ""),
+                created_by=CreatedBy.parse(ds.user_props.get(Prop.CREATED_BY.value)),
+                keep=_is_on(ds.user_props, Prop.KEEP),
+                last_good=_int_or_none(ds.user_props.get(Prop.LAST_GOOD.value)),
+                rolled_back_from=ds.user_props.get(Prop.ROLLED_BACK_FROM.value) or None,
+                snapshots=snapshots,
+            )
+        )
+    envs.sort(key=lambda e: (e.created, e.name))
+    return envs
+
+
+def _snapshot(env: str, ds: DatasetInfo, clones: list[str]) -> Snapshot:
+    return Snapshot(
+        environment=env,
+        dataset=ds.dataset,
+        name=ds.short_name,
+        created=ds.creation,
+        createtxg=ds.createtxg,
+        used=ds.used,
+        referenced=ds.referenced,
+        description=ds.user_props.get(Prop.DESCRIPTION.value, ""),
+        created_by=CreatedBy.parse(ds.user_props.get(Prop.CREATED_BY.value)),
+        keep=_is_on(ds.user_props, Prop.KEEP),
+        clones=tuple(sorted(clones)),
+    )
+
+
+def _is_on(props: Mapping[str, str], prop: Prop) -> bool:
+    return props.get(prop.value, "").strip().lower() in {"on", "yes", "true", "1"}
+
+
+def _int_or_none(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        LOG.warning("ignoring a malformed timestamp %r", value)
+        return None
+    return number if number > 0 else None

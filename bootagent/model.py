@@ -1,0 +1,216 @@
+"""The domain's values: boot environments, snapshots, their metadata and the boot state.
+
+Plain frozen records and enums; no I/O here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from bootagent.errors import InvalidNameError
+
+PROP_PREFIX = "org.bootagent:"
+
+
+class Prop(StrEnum):
+    """Namespaced user properties carried by boot environments and snapshots."""
+
+    DESCRIPTION = PROP_PREFIX + "description"
+    CREATED_BY = PROP_PREFIX + "created-by"
+    KERNEL = PROP_PREFIX + "kernel"
+    LAST_GOOD = PROP_PREFIX + "last-good"  # epoch seconds of the last boot marked good
+    KEEP = PROP_PREFIX + "keep"  # "on": never destroyed or pruned
+    CUSTOMER = PROP_PREFIX + "customer"  # "on": a customer dataset
+    ROLLED_BACK_FROM = PROP_PREFIX + "rolled-back-from"  # the environment a rollback left
+
+
+FACTORY_HOLD_TAG = "org.bootagent.factory"
+
+
+class CreatedBy(StrEnum):
+    MANUAL = "manual"
+    PACKAGE_MANAGER = "package-manager"
+    AUTOMATIC = "automatic"
+    AGENT = "agent"
+    UNKNOWN = "unknown"
+
+    @classmethod
+    def parse(cls, value: str | None) -> CreatedBy:
+        try:
+            return cls(value) if value else cls.UNKNOWN
+        except ValueError:
+            return cls.UNKNOWN
+
+
+class Actor(StrEnum):
+    """Who asked for a change (recorded in the journal)."""
+
+    CLI = "cli"
+    AGENT = "agent"  # a person at the early-boot agent
+    AUTOMATIC = "automatic"  # unattended recovery, package-manager hooks, timers
+
+
+class DatasetKind(StrEnum):
+    FILESYSTEM = "filesystem"
+    SNAPSHOT = "snapshot"
+    VOLUME = "volume"
+    BOOKMARK = "bookmark"
+
+
+class PoolHealth(StrEnum):
+    ONLINE = "ONLINE"
+    DEGRADED = "DEGRADED"
+    FAULTED = "FAULTED"
+    OFFLINE = "OFFLINE"
+    UNAVAIL = "UNAVAIL"
+    REMOVED = "REMOVED"
+    SUSPENDED = "SUSPENDED"
+    UNKNOWN = "UNKNOWN"
+
+    @classmethod
+    def parse(cls, value: str) -> PoolHealth:
+        try:
+            return cls(value.upper())
+        except ValueError:
+            return cls.UNKNOWN
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """One dataset or snapshot as the ZFS layer reports it."""
+
+    name: str
+    kind: DatasetKind
+    creation: int  # epoch seconds
+    createtxg: int  # orders snapshots exactly (creation has one-second resolution)
+    used: int
+    referenced: int
+    origin: str | None = None
+    mountpoint: str | None = None
+    canmount: str | None = None
+    mounted: bool = False
+    user_props: Mapping[str, str] = field(default_factory=dict, hash=False, compare=True)
+
+    @property
+    def dataset(self) -> str:
+        return self.name.split("@", 1)[0]
+
+    @property
+    def short_name(self) -> str:
+        """The last component: the environment name or the snapshot name."""
+        if "@" in self.name:
+            return self.name.split("@", 1)[1]
+        return self.name.rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True)
+class PoolInfo:
+    name: str
+    health: PoolHealth
+    size: int
+    free: int
+    readonly: bool
+    bootfs: str | None
+
+    @property
+    def free_percent(self) -> float:
+        return 100.0 * self.free / self.size if self.size else 0.0
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    environment: str  # the environment (short name) the snapshot belongs to
+    dataset: str
+    name: str  # the part after '@'
+    created: int
+    createtxg: int
+    used: int
+    referenced: int
+    description: str
+    created_by: CreatedBy
+    keep: bool
+    clones: tuple[str, ...] = ()  # datasets cloned from this snapshot
+    holds: frozenset[str] = frozenset()
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.dataset}@{self.name}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.environment}@{self.name}"
+
+
+@dataclass(frozen=True)
+class BootEnvironment:
+    name: str
+    dataset: str
+    created: int
+    used: int
+    referenced: int
+    origin: str | None  # the snapshot this environment was cloned from
+    mountpoint: str | None
+    mounted: bool
+    kernel: str | None
+    description: str
+    created_by: CreatedBy
+    keep: bool
+    last_good: int | None
+    rolled_back_from: str | None
+    snapshots: tuple[Snapshot, ...] = ()  # oldest first
+
+
+@dataclass(frozen=True)
+class BootState:
+    active: str | None  # the persistent default (pool bootfs), environment name
+    next_once: str | None  # the next boot only (a trial), environment name
+    running: str | None  # the environment mounted at / now, if any
+    last_known_good: str | None
+
+
+class Flag(StrEnum):
+    """What an environment is, for listing and for the safety rules."""
+
+    ACTIVE = "active"
+    NEXT_BOOT = "next-boot"
+    RUNNING = "running"
+    LAST_KNOWN_GOOD = "last-known-good"
+    KEEP = "keep"
+
+
+# Names of environments and snapshots: they end up in GRUB's environment block, on kernel command lines and
+# in menus, so only a conservative set is accepted. Descriptions are free text (stored as user properties).
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
+MAX_NAME = 64
+
+
+def validate_name(name: str, *, what: str = "name") -> str:
+    """Return `name` if it is a valid environment or snapshot name, else raise InvalidNameError."""
+    if not name:
+        raise InvalidNameError(f"the {what} is empty", hint="give a name such as 'pre-upgrade-2026-11'")
+    if len(name) > MAX_NAME:
+        raise InvalidNameError(
+            f"the {what} {name!r} is {len(name)} characters long; at most {MAX_NAME} are allowed"
+        )
+    if not _NAME_RE.fullmatch(name):
+        bad = sorted({c for c in name if not re.fullmatch(r"[A-Za-z0-9._+-]", c)})
+        shown = ", ".join(repr(c) for c in bad) if bad else "a leading punctuation character"
+        raise InvalidNameError(
+            f"the {what} {name!r} contains {shown}",
+            hint="use ASCII letters, digits and . _ + - (starting with a letter or digit); "
+            "put free text in --description instead",
+        )
+    return name
+
+
+def split_target(target: str) -> tuple[str, str | None]:
+    """Split 'env' or 'env@snap' into its parts, validating both."""
+    env, sep, snap = target.partition("@")
+    validate_name(env, what="environment name")
+    if sep:
+        validate_name(snap, what="snapshot name")
+        return env, snap
+    return env, None

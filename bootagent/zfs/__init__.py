@@ -1,0 +1,1 @@
+"""The ZFS layer: one narrow interface (`ZfsBackend`) and its adapters."""
