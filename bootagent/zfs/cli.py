@@ -157,7 +157,7 @@ def parse_user_props(
     known = set(names)
     result: dict[str, dict[str, str]] = {}
     last: tuple[str, str] | None = None
-    for line in stdout.split("\n"):
+    for line in stdout.removesuffix("\n").split("\n"):
         fields = line.split("\t", 2)
         if len(fields) == 3 and fields[0] in known:
             name, prop, value = fields
