@@ -293,7 +293,7 @@ class ZfsCli:
         records = parse_list(listed.stdout)
         got = self._run(
             [
-                *("zfs", "get", "-H", "-p", "-r", "-t", types, "-s", "local,received"),
+                *("zfs", "get", "-H", "-p", "-r", "-t", types, "-s", "local"),
                 *("-o", "name,property,value", "all", root),
             ],
             what=f"reading the properties of {root}",

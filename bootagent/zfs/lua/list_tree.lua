@@ -7,7 +7,7 @@
 -- Returns {exists = false} when the root does not exist, else {exists = true, datasets = {record, ...}}
 -- where a record is {name, type, creation, createtxg, used, referenced, [origin], [mountpoint],
 -- [canmount], user = {property = value}}. 'mounted' is not available to channel programs.
--- User properties are reported only where they are set (source is the dataset itself, or received),
+-- User properties are reported only where they are set locally (their source is the dataset itself),
 -- not where they are inherited: a snapshot inherits its file system's user properties.
 
 local argv = (...)["argv"]
@@ -32,7 +32,7 @@ local function describe(name)
     end
     local user = {}
     for prop, value, source in zfs.list.user_properties(name) do
-        if string.sub(prop, 1, #prefix) == prefix and (source == name or source == "$recvd") then
+        if string.sub(prop, 1, #prefix) == prefix and source == name then
             user[prop] = value
         end
     end

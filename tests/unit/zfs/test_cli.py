@@ -55,7 +55,7 @@ class FakeRunner:
 
 LIST_ARGV = ("zfs", "list", "-H", "-p", "-r", "-t", "filesystem,snapshot", "-o", ",".join(LIST_COLUMNS))
 GET_ARGV = (
-    *("zfs", "get", "-H", "-p", "-r", "-t", "filesystem,snapshot", "-s", "local,received"),
+    *("zfs", "get", "-H", "-p", "-r", "-t", "filesystem,snapshot", "-s", "local"),
     *("-o", "name,property,value", "all"),
 )
 
