@@ -211,7 +211,9 @@ class BootEnvironments:
     ) -> Snapshot:
         inv = self.inventory()
         env = inv.find(env_name) if env_name else inv.current()
-        snap_name = validate_name(name, what="snapshot name") if name else self._auto_name(created_by)
+        snap_name = (
+            validate_name(name, what="snapshot name") if name is not None else self._auto_name(created_by)
+        )
         description = check_description(description)
         if any(s.name == snap_name for s in env.snapshots):
             raise UsageError(f"{env.name}@{snap_name} already exists", hint="choose another name")
@@ -233,14 +235,16 @@ class BootEnvironments:
         return f"{prefix}-{stamp}"
 
     def _make_room(self, inv: Inventory) -> None:
-        plan = self.plan_prune(inv)
-        space_items = [item for item in plan.items if item.reason.value == "space"]
-        if space_items:
+        """Below min_free_percent a checkpoint first frees space (by the space rule only), so the pool never
+        ends up where it can neither checkpoint nor prune."""
+        policy = replace(self.retention_policy(), keep_count=1 << 30, max_age_days=0)
+        plan = self.plan_prune(inv, policy)
+        if plan.items:
             LOG.warning(
                 "free space %.1f%% is below %d%%: pruning %d old checkpoint(s) first",
                 inv.pool.free_percent,
                 self.config.retention.min_free_percent,
-                len(space_items),
+                len(plan.items),
             )
             self._destroy_planned(plan)
 
@@ -504,12 +508,12 @@ class BootEnvironments:
             prune_created_by=tuple(r.prune_created_by),
         )
 
-    def plan_prune(self, inv: Inventory | None = None) -> PrunePlan:
+    def plan_prune(self, inv: Inventory | None = None, policy: RetentionPolicy | None = None) -> PrunePlan:
         inv = inv or self.inventory()
         envs = [self._with_holds(e) for e in inv.environments]
         return plan_prune(
             envs,
-            self.retention_policy(),
+            policy or self.retention_policy(),
             now=self.clock(),
             pool_size=inv.pool.size,
             pool_free=inv.pool.free,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -64,7 +64,13 @@ def plan_prune(
     pool_size: int,
     pool_free: int,
 ) -> PrunePlan:
-    """Oldest first: by count, then by age, then by free space; never below min_keep per environment."""
+    """Which prunable checkpoints to destroy, oldest first.
+
+    Count: at most keep_count prunable checkpoints stay. Age: those older than max_age_days go.
+    Space: while free space is below min_free_percent, the oldest remaining ones go. None of the three ever
+    takes the newest min_keep prunable checkpoints of an environment, so there is always a recent point to
+    roll back to.
+    """
     per_env_candidates: list[Snapshot] = []
     all_prunable: list[Snapshot] = []
     for env in environments:
@@ -85,9 +91,8 @@ def plan_prune(
 
     if policy.max_age_days > 0:
         cutoff = now - policy.max_age_days * 86400
-        newest_kept = _newest(all_prunable, policy.keep_count)
         for snap in candidates:
-            if snap.created < cutoff and snap.full_name not in chosen and snap.full_name not in newest_kept:
+            if snap.created < cutoff and snap.full_name not in chosen:
                 chosen[snap.full_name] = PruneItem(snap, PruneReason.AGE)
 
     free = pool_free + sum(item.snapshot.used for item in chosen.values())
@@ -108,8 +113,3 @@ def plan_prune(
         size=pool_size,
         space_goal_met=free >= goal,
     )
-
-
-def _newest(snapshots: Sequence[Snapshot], count: int) -> set[str]:
-    ordered = sorted(snapshots, key=lambda s: s.createtxg, reverse=True)
-    return {s.full_name for s in ordered[:count]}

@@ -381,7 +381,10 @@ def main(
     want_json = "--json" in raw
     debug = "--debug" in raw
     try:
-        args = build_parser().parse_args(raw)
+        try:
+            args = build_parser().parse_args(raw)
+        except SystemExit as exc:  # --help and --version
+            return int(exc.code or 0) if not isinstance(exc.code, str) else int(ExitCode.USAGE)
         _setup_logging(args.debug)
         config = load_config(args.config, strict=True).config
         ctx = build_context(config, backend(), pool=args.pool)

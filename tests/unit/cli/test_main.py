@@ -1,0 +1,249 @@
+"""The `bootagent` command: every verb, --help and --json, exit codes and error presentation."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bootagent.cli.main import build_parser, confirm, main
+from bootagent.errors import ExitCode, RefusedError
+from bootagent.grubenv import GrubenvFile
+from tests.fakes import FakeZfs, reference_pool
+
+VERBS = [
+    "list",
+    "checkpoint",
+    "create",
+    "activate",
+    "rollback",
+    "rollforward",
+    "destroy",
+    "prune",
+    "mount",
+    "umount",
+    "diff",
+    "keep",
+    "mark-good",
+    "status",
+]
+
+
+class Result:
+    def __init__(self, code: int, out: str, err: str) -> None:
+        self.code = code
+        self.out = out
+        self.err = err
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+@pytest.fixture
+def zfs(tmp_path: Path) -> FakeZfs:
+    z = reference_pool()
+    state = tmp_path / "state"
+    state.mkdir()
+    z.mounted[str(state)] = "rpool/bootagent"
+    return z
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    (tmp_path / "grub").mkdir()
+    GrubenvFile(tmp_path / "grub" / "grubenv").update({"bootagent_default": "beta"})
+    cfg = tmp_path / "bootagent.yaml"
+    cfg.write_text(f"pool: rpool\ngrubenv: {tmp_path}/grub/grubenv\n")
+    return cfg
+
+
+@pytest.fixture
+def cli(zfs: FakeZfs, config: Path) -> Any:
+    def invoke(*argv: str) -> Result:
+        out, err = io.StringIO(), io.StringIO()
+        code = main(["--config", str(config), *argv], backend=lambda: zfs, stdout=out, stderr=err)
+        return Result(code, out.getvalue(), err.getvalue())
+
+    return invoke
+
+
+@pytest.mark.parametrize("verb", VERBS)
+def test_every_verb_has_help_and_json(verb: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args([verb, "--help"])
+    assert exc.value.code == 0
+    text = capsys.readouterr().out
+    assert f"usage: bootagent {verb}" in text
+    assert "--json" in text
+
+
+def test_top_level_help_documents_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--help"])
+    text = capsys.readouterr().out
+    assert "5 refused by a safety rule" in text
+    for verb in VERBS:
+        assert verb in text
+
+
+def test_list_text_and_json(cli: Any) -> None:
+    r = cli("list", "-s")
+    assert r.code == 0
+    assert "beta   AR" in r.out
+    assert "@s2" in r.out
+    data = cli("list", "--json").json()
+    assert data["active"] == "beta"
+    assert data["running"] == "beta"
+    assert [e["name"] for e in data["environments"]] == ["alpha", "beta", "gamma"]
+    assert data["environments"][1]["snapshots"][0]["name"] == "beta@s1"
+
+
+def test_list_history_numbers_the_steps(cli: Any) -> None:
+    data = cli("list", "--history", "--json").json()
+    assert [(h["step"], h["name"]) for h in data["history"]] == [
+        (1, "beta@s3"),
+        (2, "beta@s2"),
+        (3, "beta@s1"),
+    ]
+
+
+def test_checkpoint_json(cli: Any, zfs: FakeZfs) -> None:
+    data = cli(
+        "checkpoint", "-n", "pre", "-d", "vor dem Upgrade", "--created-by", "package-manager", "--json"
+    ).json()
+    assert data["dataset"] == "rpool/ROOT/beta@pre"
+    assert data["created_by"] == "package-manager"
+    assert data["description"] == "vor dem Upgrade"
+
+
+def test_create_activate_and_once(cli: Any, zfs: FakeZfs, tmp_path: Path) -> None:
+    r = cli("create", "new", "alpha@s1", "--activate", "--json")
+    assert r.code == 0, r.err
+    assert r.json()["origin"] == "rpool/ROOT/alpha@s1"
+    assert zfs.bootfs == "rpool/ROOT/new"
+    r = cli("activate", "gamma", "--once")
+    assert r.out == "gamma boots next time only; later boots use new\n"
+    assert GrubenvFile(tmp_path / "grub" / "grubenv").read().values["bootagent_once"] == "gamma"
+    data = cli("activate", "beta", "--json").json()
+    assert data["flags"] == ["active", "running"]
+
+
+def test_rollback_and_rollforward_json(cli: Any, zfs: FakeZfs) -> None:
+    data = cli("rollback", "--steps", "2", "--json").json()
+    assert data == {"target": "beta@s2", "environment": "beta-s2", "destructive": False, "destroyed": []}
+    zfs.mounted["/"] = "rpool/ROOT/beta-s2"
+    data = cli("rollforward", "--json").json()
+    assert data == {"environment": "beta", "source": "beta", "created": False}
+
+
+def test_destructive_rollback_needs_yes_without_a_terminal(cli: Any, zfs: FakeZfs) -> None:
+    r = cli("rollback", "alpha", "--steps", "2", "--destroy-newer")
+    assert r.code == ExitCode.REFUSED
+    assert "needs a confirmation" in r.err
+    assert "hint: add --yes" in r.err
+    assert zfs.changes() == []
+    r = cli("rollback", "alpha", "--steps", "2", "--destroy-newer", "--yes", "--json")
+    assert r.json()["destroyed"] == ["rpool/ROOT/alpha@s3"]
+
+
+def test_typed_confirmation(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    confirm("ROLLBACK", "sure?", assume_yes=False, stdin=Tty("ROLLBACK\n"))
+    with pytest.raises(RefusedError, match="not confirmed"):
+        confirm("ROLLBACK", "sure?", assume_yes=False, stdin=Tty("rollback\n"))
+    with pytest.raises(RefusedError, match="not confirmed"):
+        confirm("ROLLBACK", "sure?", assume_yes=False, stdin=Tty(""))
+
+
+def test_destroy_refusal_is_one_clear_message(cli: Any, zfs: FakeZfs) -> None:
+    r = cli("destroy", "beta", "--yes")
+    assert r.code == ExitCode.REFUSED
+    assert r.err.startswith(
+        "bootagent: error: refusing to destroy (nothing was changed):\n  beta: it is the running"
+    )
+    assert "Traceback" not in r.err
+    assert cli("destroy", "gamma@s1", "--yes", "--json").json() == {"destroyed": ["rpool/ROOT/gamma@s1"]}
+
+
+def test_prune_dry_run_json(cli: Any, zfs: FakeZfs) -> None:
+    for i in range(12):
+        zfs.add_snap(f"rpool/ROOT/beta@auto-{i}", user_props={"org.bootagent:created-by": "automatic"})
+    data = cli("prune", "--dry-run", "--json").json()
+    assert data["dry_run"] is True
+    assert [d["name"] for d in data["would_destroy"]][:2] == ["beta@auto-0", "beta@auto-1"]
+    assert zfs.changes() == []
+    r = cli("prune")
+    assert r.out.startswith("destroyed beta@auto-0")
+
+
+def test_mount_umount_diff_keep_markgood_status(cli: Any, zfs: FakeZfs, tmp_path: Path) -> None:
+    target = tmp_path / "m"
+    target.mkdir()
+    assert cli("mount", "alpha@s1", str(target), "--json").json() == {
+        "target": "alpha@s1",
+        "path": str(target),
+    }
+    assert cli("umount", str(target)).out == f"unmounted {target}\n"
+    zfs.nodes["rpool/ROOT/beta"].files["/etc/x"] = "1"
+    assert cli("diff", "beta@s3", "beta", "--json").json() == [
+        {"change": "+", "path": "/etc/x", "new_path": None},
+        {"change": "M", "path": "/etc/step", "new_path": None},
+    ]
+    assert cli("keep", "alpha", "--json").json() == {"target": "alpha", "keep": True}
+    assert cli("mark-good", "--json").json()["environment"] == "beta"
+    status = cli("status", "--json").json()
+    assert status["last_known_good"] == "beta"
+    assert [e["action"] for e in status["journal"]][-2:] == ["mark-good", "mark-good"]
+    assert status["pending"] == []
+    text = cli("status").out
+    assert "last-known-good: beta" in text
+
+
+def test_user_error_exit_codes_and_json_errors(cli: Any) -> None:
+    r = cli("activate", "nope")
+    assert r.code == ExitCode.NOT_FOUND
+    assert r.err.splitlines()[0] == "bootagent: error: no boot environment 'nope' in rpool/ROOT"
+    r = cli("checkpoint", "-n", "bad name", "--json")
+    assert r.code == ExitCode.USAGE
+    assert r.json()["exit_code"] == 2
+    assert "' '" in r.json()["error"]
+    r = cli("frobnicate")
+    assert r.code == ExitCode.USAGE
+    assert "invalid choice" in r.err
+
+
+def test_bad_config_reports_all_problems(zfs: FakeZfs, tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("pool: no\nretention:\n  keep_count: 0\nbogus: 1\n")
+    err = io.StringIO()
+    code = main(["--config", str(cfg), "list"], backend=lambda: zfs, stdout=io.StringIO(), stderr=err)
+    assert code == ExitCode.CONFIG
+    text = err.getvalue()
+    assert f"{cfg}:1:7" in text
+    assert f"{cfg}:3:15" in text
+    assert f"{cfg}:4:1" in text
+
+
+def test_internal_errors_hide_the_traceback_unless_debug(config: Path) -> None:
+    def broken() -> FakeZfs:
+        raise ZeroDivisionError("bug")
+
+    err = io.StringIO()
+    code = main(["--config", str(config), "list"], backend=broken, stdout=io.StringIO(), stderr=err)
+    assert code == ExitCode.BUG
+    assert "internal error: ZeroDivisionError: bug" in err.getvalue()
+    assert "Traceback" not in err.getvalue()
+    with pytest.raises(ZeroDivisionError):
+        main(["--config", str(config), "--debug", "list"], backend=broken, stdout=io.StringIO(), stderr=err)
+
+
+def test_missing_pool_has_a_hint(cli: Any) -> None:
+    r = cli("--pool", "tank", "list")
+    assert r.code == ExitCode.NOT_FOUND
+    assert "hint: zpool import" in r.err
