@@ -1,0 +1,671 @@
+"""Tests for bootagent.config: real files under tmp_path, exact problem texts and positions."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from importlib import resources
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bootagent.config import (
+    DEFAULT_PATH,
+    ENV_VAR,
+    Config,
+    Console,
+    FallbackAction,
+    Journal,
+    LastResort,
+    Layout,
+    LoadedConfig,
+    Recovery,
+    Retention,
+    Tristate,
+    load_config,
+)
+from bootagent.errors import ConfigError, ConfigProblem, ExitCode, InvalidNameError
+from bootagent.model import CreatedBy
+
+
+@pytest.fixture(autouse=True)
+def _no_env_override(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(ENV_VAR, raising=False)
+
+
+def write(tmp_path: Path, text: str | bytes, name: str = "bootagent.yaml") -> Path:
+    path = tmp_path / name
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+def lenient(path: Path) -> LoadedConfig:
+    return load_config(path, strict=False)
+
+
+def problems_of(tmp_path: Path, text: str | bytes) -> list[str]:
+    """The problems of a file, as 'line:column: message' (the file name removed)."""
+    path = write(tmp_path, text)
+    loaded = lenient(path)
+    return [str(problem).removeprefix(f"{path}:") for problem in loaded.problems]
+
+
+def one_problem(tmp_path: Path, text: str | bytes) -> str:
+    found = problems_of(tmp_path, text)
+    assert len(found) == 1, found
+    return found[0]
+
+
+# ----------------------------------------------------------------------------------------------- defaults
+
+
+def test_config_defaults_equal_the_schema() -> None:
+    config = Config()
+    assert config.pool is None
+    assert config.layout == Layout("ROOT", "FACTORY", "factory", ("config",), "bootagent")
+    assert config.customer_datasets == ()
+    assert config.grubenv == "/boot/grub/grubenv"
+    assert config.retention == Retention(10, 90, 10, 1, (CreatedBy.AUTOMATIC, CreatedBy.PACKAGE_MANAGER))
+    assert config.recovery == Recovery(3, FallbackAction.LAST_KNOWN_GOOD, LastResort.NONE)
+    assert config.console == Console(10, Tristate.AUTO, Tristate.AUTO, None, None, True)
+    assert config.journal == Journal(5000)
+    assert config.source is None
+
+
+def test_config_is_frozen() -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Config().pool = "tank"  # type: ignore[misc]
+
+
+def test_dataset_helpers() -> None:
+    config = Config(customer_datasets=("data", "data/db"))
+    assert config.root_container("rpool") == "rpool/ROOT"
+    assert config.environment_dataset("rpool", "debian-12") == "rpool/ROOT/debian-12"
+    assert config.state_dataset("rpool") == "rpool/bootagent"
+    assert config.factory_dataset("rpool") == "rpool/FACTORY/system"
+    assert config.factory_snapshot_name("rpool") == "rpool/FACTORY/system@factory"
+    assert config.config_dataset_names("rpool") == ("rpool/config",)
+    assert config.customer_dataset_names("rpool") == ("rpool/data", "rpool/data/db")
+
+
+def test_environment_dataset_validates_the_name() -> None:
+    with pytest.raises(InvalidNameError, match="contains '/'"):
+        Config().environment_dataset("rpool", "a/b")
+
+
+def test_missing_default_file_gives_defaults_without_problems(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("bootagent.config.DEFAULT_PATH", "/nonexistent/bootagent.yaml")
+    loaded = load_config(strict=True)
+    assert loaded == LoadedConfig(Config(), (), "/nonexistent/bootagent.yaml")
+
+
+def test_default_path_is_etc() -> None:
+    assert DEFAULT_PATH == "/etc/bootagent/bootagent.yaml"
+
+
+def test_shipped_example_loads_without_problems_and_equals_the_defaults() -> None:
+    shipped = resources.files("bootagent") / "data" / "bootagent.yaml"
+    with resources.as_file(shipped) as path:
+        loaded = load_config(path, strict=True)
+    assert loaded.problems == ()
+    assert loaded.config.source == str(path)
+    assert dataclasses.replace(loaded.config, source=None) == Config()
+
+
+def test_shipped_example_sets_every_key() -> None:
+    """The example sets (and so documents) every key of the schema, and no other."""
+    text = (resources.files("bootagent") / "data" / "bootagent.yaml").read_text(encoding="utf-8")
+    keys = {
+        line.split(":", 1)[0].strip()
+        for line in text.splitlines()
+        if line and not line.lstrip().startswith("#")
+    }
+    expected = {f.name for f in dataclasses.fields(Config) if f.name != "source"}
+    for section in (Layout, Retention, Recovery, Console, Journal):
+        expected |= {f.name for f in dataclasses.fields(section)}
+    assert keys == expected
+
+
+@pytest.mark.parametrize("text", ["", "# only a comment\n", "---\n", "\n\n"])
+def test_empty_file_means_defaults(tmp_path: Path, text: str) -> None:
+    path = write(tmp_path, text)
+    loaded = load_config(path, strict=True)
+    assert loaded.problems == ()
+    assert loaded.config == Config(source=str(path))
+
+
+def test_section_with_every_key_commented_out_means_defaults(tmp_path: Path) -> None:
+    path = write(tmp_path, "retention:\n  # keep_count: 3\nconsole:\n")
+    loaded = load_config(path, strict=True)
+    assert loaded.config == Config(source=str(path))
+
+
+# ------------------------------------------------------------------------------------------ valid values
+
+
+def test_every_key_is_read(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """\
+pool: tank
+layout:
+  root: sys/ROOT
+  factory: sys/FACTORY
+  factory_snapshot: factory-2026
+  config_datasets: [etc, "srv/conf"]
+  state_dataset: sys/agent
+customer_datasets:
+  - data
+  - data/db
+grubenv: /boot/efi/grubenv
+retention:
+  keep_count: 1_000
+  max_age_days: 0
+  min_free_percent: 90
+  min_keep: 2
+  prune_created_by: [automatic, manual, automatic]
+recovery:
+  boot_count_limit: 20
+  fallback: menu
+  last_resort: reset-keep-data
+console:
+  menu_timeout: 0
+  ascii: yes
+  color: false
+  rows: 24
+  columns: 80
+  allow_shell: off
+journal:
+  max_entries: 100
+""",
+    )
+    loaded = load_config(path, strict=True)
+    assert loaded.problems == ()
+    assert loaded.config == Config(
+        pool="tank",
+        layout=Layout("sys/ROOT", "sys/FACTORY", "factory-2026", ("etc", "srv/conf"), "sys/agent"),
+        customer_datasets=("data", "data/db"),
+        grubenv="/boot/efi/grubenv",
+        retention=Retention(1000, 0, 90, 2, (CreatedBy.AUTOMATIC, CreatedBy.MANUAL)),
+        recovery=Recovery(20, FallbackAction.MENU, LastResort.RESET_KEEP_DATA),
+        console=Console(0, Tristate.ON, Tristate.OFF, 24, 80, False),
+        journal=Journal(100),
+        source=str(path),
+    )
+
+
+def test_pool_auto_means_none(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, "pool: auto\n"), strict=True).config.pool is None
+
+
+def test_quoted_name_that_looks_like_a_boolean_is_a_name(tmp_path: Path) -> None:
+    loaded = load_config(write(tmp_path, 'pool: "no"\n'), strict=True)
+    assert loaded.config.pool == "no"
+
+
+def test_empty_lists_are_allowed(tmp_path: Path) -> None:
+    loaded = load_config(
+        write(tmp_path, "layout:\n  config_datasets: []\nretention:\n  prune_created_by: []\n"), strict=True
+    )
+    assert loaded.config.layout.config_datasets == ()
+    assert loaded.config.retention.prune_created_by == ()
+
+
+# ---------------------------------------------------------------------------------------- type problems
+
+
+def test_pool_boolean(tmp_path: Path) -> None:
+    assert one_problem(tmp_path, "pool: no\n") == (
+        '1:7: pool: expected a pool name, got a boolean (write "no" in quotes if you mean the name)'
+    )
+
+
+def test_pool_octal_integer(tmp_path: Path) -> None:
+    assert one_problem(tmp_path, "pool: 0755\n") == "1:7: pool: expected a pool name, got an integer (0755)"
+
+
+def test_dataset_name_that_yaml_reads_as_a_number(tmp_path: Path) -> None:
+    assert one_problem(tmp_path, "layout:\n  root: 2024\n") == (
+        "2:9: layout.root: expected a dataset name, got an integer "
+        '(write "2024" in quotes if you mean the name)'
+    )
+
+
+def test_snapshot_name_that_yaml_reads_as_a_date(tmp_path: Path) -> None:
+    assert one_problem(tmp_path, "layout:\n  factory_snapshot: 2026-01-01\n") == (
+        "2:21: layout.factory_snapshot: expected a snapshot name, got a date "
+        '(write "2026-01-01" in quotes if you mean the name)'
+    )
+
+
+def test_quoted_integer(tmp_path: Path) -> None:
+    assert one_problem(tmp_path, "retention:\n  keep_count: '10'\n") == (
+        '2:15: retention.keep_count: expected an integer from 1 to 10000, got a quoted string ("10"); '
+        "remove the quotes"
+    )
+
+
+def test_float_where_an_integer_is_expected(tmp_path: Path) -> None:
+    assert one_problem(tmp_path, "recovery:\n  boot_count_limit: 2.5\n") == (
+        "2:21: recovery.boot_count_limit: expected an integer from 1 to 20, got a fractional number (2.5)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("written", "notation"),
+    [
+        ("0755", "an octal number (leading 0)"),
+        ("0x10", "a hexadecimal number"),
+        ("0b101", "a binary number"),
+        ("1:30", "a base-60 number"),
+    ],
+)
+def test_non_decimal_integer(tmp_path: Path, written: str, notation: str) -> None:
+    assert one_problem(tmp_path, f"console:\n  menu_timeout: {written}\n") == (
+        f"2:17: console.menu_timeout: expected an integer from 0 to 3600, got {written}, "
+        f"which YAML reads as {notation}; write it in decimal"
+    )
+
+
+def test_string_where_an_integer_is_expected(tmp_path: Path) -> None:
+    assert one_problem(tmp_path, "journal:\n  max_entries: lots\n") == (
+        "2:16: journal.max_entries: expected an integer from 100 to 1000000, got a string (lots)"
+    )
+
+
+def test_empty_value(tmp_path: Path) -> None:
+    assert one_problem(tmp_path, "grubenv:\n") == (
+        "1:9: grubenv: expected an absolute path, got an empty value; remove the key to use the default"
+    )
+
+
+def test_quoted_boolean(tmp_path: Path) -> None:
+    assert one_problem(tmp_path, "console:\n  allow_shell: 'true'\n") == (
+        '2:16: console.allow_shell: expected true or false, got a quoted string ("true")'
+    )
+
+
+def test_section_that_is_not_a_mapping(tmp_path: Path) -> None:
+    assert one_problem(tmp_path, "journal: 3\n") == (
+        "1:10: journal: expected a mapping of settings, got an integer (3)"
+    )
+
+
+def test_scalar_where_a_list_is_expected(tmp_path: Path) -> None:
+    assert one_problem(tmp_path, "layout:\n  config_datasets: config\n") == (
+        "2:20: layout.config_datasets: expected a list of dataset names, "
+        "got a string (config); write [config]"
+    )
+
+
+def test_top_level_not_a_mapping(tmp_path: Path) -> None:
+    assert one_problem(tmp_path, "- pool\n- tank\n") == (
+        "1:1: expected a mapping of settings (key: value) at the top of the file, got a list"
+    )
+
+
+def test_merge_key(tmp_path: Path) -> None:
+    assert one_problem(tmp_path, "layout:\n  <<: {root: X}\n") == (
+        "2:3: layout: expected a setting name, got a merge key ('<<')"
+    )
+
+
+# ---------------------------------------------------------------------------------------- value problems
+
+
+@pytest.mark.parametrize(
+    ("key", "line", "low", "high"),
+    [
+        ("retention.keep_count", "retention:\n  keep_count: {}\n", 1, 10000),
+        ("retention.max_age_days", "retention:\n  max_age_days: {}\n", 0, 36500),
+        ("retention.min_free_percent", "retention:\n  min_free_percent: {}\n", 0, 90),
+        ("retention.min_keep", "retention:\n  min_keep: {}\n", 1, 1000),
+        ("recovery.boot_count_limit", "recovery:\n  boot_count_limit: {}\n", 1, 20),
+        ("console.menu_timeout", "console:\n  menu_timeout: {}\n", 0, 3600),
+        ("journal.max_entries", "journal:\n  max_entries: {}\n", 100, 1000000),
+    ],
+)
+def test_integer_ranges(tmp_path: Path, key: str, line: str, low: int, high: int) -> None:
+    column = line.split("\n")[1].index("{}") + 1
+    for bad in (low - 1, high + 1):
+        assert one_problem(tmp_path, line.format(bad)) == (
+            f"2:{column}: {key}: expected an integer from {low} to {high}, got {bad}"
+        )
+    for good in (low, high):
+        assert problems_of(tmp_path, line.format(good)) == []
+
+
+def test_rows_and_columns_ranges(tmp_path: Path) -> None:
+    assert problems_of(tmp_path, "console:\n  rows: 9\n  columns: 1001\n") == [
+        "2:9: console.rows: expected 'auto' or an integer from 10 to 500, got 9",
+        "3:12: console.columns: expected 'auto' or an integer from 40 to 1000, got 1001",
+    ]
+    assert problems_of(tmp_path, "console:\n  rows: 500\n  columns: 40\n") == []
+
+
+def test_enum_value_lists_the_valid_ones(tmp_path: Path) -> None:
+    assert problems_of(tmp_path, "recovery:\n  fallback: menue\n  last_resort: reset\n") == [
+        "2:13: recovery.fallback: expected last-known-good or menu, got 'menue' (did you mean 'menu'?)",
+        "3:16: recovery.last_resort: expected none or reset-keep-data, got 'reset'",
+    ]
+
+
+def test_tristate(tmp_path: Path) -> None:
+    assert one_problem(tmp_path, "console:\n  color: sometimes\n") == (
+        "2:10: console.color: expected auto, true or false, got 'sometimes'"
+    )
+
+
+def test_prune_created_by_items(tmp_path: Path) -> None:
+    assert one_problem(tmp_path, "retention:\n  prune_created_by: [automatic, apt]\n") == (
+        "2:33: retention.prune_created_by item: expected manual, package-manager, automatic, agent or "
+        "unknown, got 'apt'"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("1tank", "a pool name must start with a letter"),
+        ("tank/x", "it contains '/'; use ASCII letters, digits and _ - . :"),
+        ("mirror1", "names starting with mirror, raidz, draid or spare, and 'log', are reserved by ZFS"),
+        ("c0d0", "names like c0... are reserved by ZFS (they look like disk names)"),
+    ],
+)
+def test_invalid_pool_name(tmp_path: Path, value: str, reason: str) -> None:
+    assert (
+        one_problem(tmp_path, f"pool: '{value}'\n")
+        == f"1:7: pool: {value!r} is not a valid pool name: {reason}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("/ROOT", "it must be relative to the pool, without a leading '/'"),
+        ("ROOT@snap", "it must name a dataset, not a snapshot (no '@')"),
+        ("sys//ROOT", "it contains an empty component ('//')"),
+        ("ROOT/", "it must not end with '/'"),
+        ("my ROOT", "it contains ' '; use ASCII letters, digits and _ - . :"),
+        ("sys/../ROOT", "'.' and '..' are not dataset names"),
+    ],
+)
+def test_invalid_dataset_name(tmp_path: Path, value: str, reason: str) -> None:
+    assert one_problem(tmp_path, f"layout:\n  root: '{value}'\n") == (
+        f"2:9: layout.root: {value!r} is not a valid dataset name: {reason}"
+    )
+
+
+def test_dataset_name_with_the_pool_prefix(tmp_path: Path) -> None:
+    assert one_problem(tmp_path, "customer_datasets: [tank/data]\npool: tank\n") == (
+        "1:21: customer_datasets item: 'tank/data' is not a valid dataset name: "
+        "it must be relative to the pool: write 'data', without 'tank/'"
+    )
+
+
+def test_invalid_snapshot_name(tmp_path: Path) -> None:
+    assert one_problem(tmp_path, "layout:\n  factory_snapshot: a/b\n") == (
+        "2:21: layout.factory_snapshot: 'a/b' is not a valid snapshot name: "
+        "it must be a snapshot name alone, without '/' or '@'"
+    )
+
+
+def test_grubenv_must_be_absolute(tmp_path: Path) -> None:
+    assert one_problem(tmp_path, "grubenv: boot/grub/grubenv\n") == (
+        "1:10: grubenv: 'boot/grub/grubenv' is not a valid path: it must be an absolute path"
+    )
+
+
+def test_overlapping_datasets(tmp_path: Path) -> None:
+    text = """\
+customer_datasets: [data, ROOT/home]
+layout:
+  config_datasets: [data, bootagent, FACTORY/conf, etc]
+  state_dataset: ROOT/agent
+"""
+    assert problems_of(tmp_path, text) == [
+        "1:27: customer_datasets item: 'ROOT/home' overlaps layout.root ('ROOT'), "
+        "which bootagent creates and destroys",
+        "3:21: layout.config_datasets item: 'data' overlaps customer_datasets; customer data is never reset",
+        "3:27: layout.config_datasets item: 'bootagent' overlaps layout.state_dataset ('bootagent'), "
+        "which no reset may erase",
+        "3:38: layout.config_datasets item: 'FACTORY/conf' overlaps layout.factory ('FACTORY'), "
+        "which bootagent creates and destroys",
+        "4:18: layout.state_dataset: 'ROOT/agent' overlaps layout.root ('ROOT'); "
+        "they must be separate datasets",
+    ]
+
+
+def test_overlapping_layout_falls_back_to_the_default_layout(tmp_path: Path) -> None:
+    loaded = lenient(
+        write(tmp_path, "layout:\n  root: sys\n  factory: sys/FACTORY\n  config_datasets: [etc]\n")
+    )
+    assert [str(p).split(": ", 1)[1] for p in loaded.problems] == [
+        "layout.factory: 'sys/FACTORY' overlaps layout.root ('sys'); they must be separate datasets"
+    ]
+    assert loaded.config.layout == Layout(config_datasets=("etc",))
+
+
+def test_lenient_load_drops_conflicting_list_items(tmp_path: Path) -> None:
+    loaded = lenient(
+        write(tmp_path, "customer_datasets: [data, ROOT/x]\nlayout:\n  config_datasets: [data, etc]\n")
+    )
+    assert len(loaded.problems) == 2
+    assert loaded.config.customer_datasets == ("data",)
+    assert loaded.config.layout.config_datasets == ("etc",)
+
+
+# ------------------------------------------------------------------------------------------ unknown keys
+
+
+def test_unknown_key_with_a_close_match(tmp_path: Path) -> None:
+    assert one_problem(tmp_path, "retention:\n  keepcount: 3\n") == (
+        "2:3: retention.keepcount: unknown key; did you mean 'keep_count'?"
+    )
+
+
+def test_unknown_key_that_belongs_in_a_section(tmp_path: Path) -> None:
+    assert one_problem(tmp_path, "menu_timeout: 3\n") == (
+        "1:1: menu_timeout: unknown key; did you mean 'console.menu_timeout'?"
+    )
+
+
+def test_unknown_key_without_a_match(tmp_path: Path) -> None:
+    assert one_problem(tmp_path, "journal:\n  zzz: 3\n") == (
+        "2:3: journal.zzz: unknown key; expected one of max_entries"
+    )
+
+
+# ---------------------------------------------------------------------------------------- duplicate keys
+
+
+def test_duplicate_key_is_reported_on_the_second_key_and_the_last_value_wins(tmp_path: Path) -> None:
+    loaded = lenient(write(tmp_path, "retention:\n  keep_count: 5\n  min_keep: 2\n  keep_count: 7\n"))
+    assert [str(p).split(":", 1)[1] for p in loaded.problems] == [
+        "4:3: retention.keep_count: duplicate key (already set on line 2); the last one is used"
+    ]
+    assert loaded.config.retention.keep_count == 7
+    assert loaded.config.retention.min_keep == 2
+
+
+def test_duplicate_section_checks_every_occurrence(tmp_path: Path) -> None:
+    assert problems_of(tmp_path, "console:\n  rows: 1\nconsole:\n  columns: 2\n") == [
+        "2:9: console.rows: expected 'auto' or an integer from 10 to 500, got 1",
+        "3:1: console: duplicate key (already set on line 1); the last one is used",
+        "4:12: console.columns: expected 'auto' or an integer from 40 to 1000, got 2",
+    ]
+
+
+# ------------------------------------------------------------------------------ many problems, strictness
+
+MANY = """\
+pool: no
+layout:
+  root: /ROOT
+  rootx: 1
+retention:
+  keep_count: '10'
+  max_age_days: 30
+recovery:
+  fallback: reboot
+console:
+  menu_timeout: 20
+  rows: 5
+"""
+
+MANY_PROBLEMS = [
+    '1:7: pool: expected a pool name, got a boolean (write "no" in quotes if you mean the name)',
+    "3:9: layout.root: '/ROOT' is not a valid dataset name: "
+    "it must be relative to the pool, without a leading '/'",
+    "4:3: layout.rootx: unknown key; did you mean 'root'?",
+    '6:15: retention.keep_count: expected an integer from 1 to 10000, got a quoted string ("10"); '
+    "remove the quotes",
+    "9:13: recovery.fallback: expected last-known-good or menu, got 'reboot'",
+    "12:9: console.rows: expected 'auto' or an integer from 10 to 500, got 5",
+]
+
+
+def test_all_problems_are_reported_at_once_in_file_order(tmp_path: Path) -> None:
+    assert problems_of(tmp_path, MANY) == MANY_PROBLEMS
+
+
+def test_lenient_load_keeps_valid_keys_and_replaces_only_invalid_ones(tmp_path: Path) -> None:
+    path = write(tmp_path, MANY)
+    loaded = lenient(path)
+    assert len(loaded.problems) == len(MANY_PROBLEMS)
+    assert all(isinstance(problem, ConfigProblem) for problem in loaded.problems)
+    assert loaded.config == Config(
+        retention=Retention(max_age_days=30),
+        console=Console(menu_timeout=20),
+        source=str(path),
+    )
+
+
+def test_lenient_load_logs_the_problems_as_warnings(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="bootagent.config"):
+        lenient(write(tmp_path, "pool: no\n"))
+    assert [record.levelno for record in caplog.records] == [logging.WARNING]
+    assert "1:7: pool: expected a pool name" in caplog.records[0].getMessage()
+
+
+def test_strict_load_raises_with_every_problem(tmp_path: Path) -> None:
+    path = write(tmp_path, MANY)
+    with pytest.raises(ConfigError) as raised:
+        load_config(path, strict=True)
+    error = raised.value
+    assert error.exit_code == ExitCode.CONFIG
+    assert [str(p) for p in error.problems] == [f"{path}:{p}" for p in MANY_PROBLEMS]
+    assert str(error) == "\n  ".join(
+        ["the configuration has 6 problems:", *(f"{path}:{p}" for p in MANY_PROBLEMS)]
+    )
+
+
+def test_problem_positions_are_one_based(tmp_path: Path) -> None:
+    path = write(tmp_path, "pool: no\n")
+    (problem,) = lenient(path).problems
+    assert (problem.path, problem.line, problem.column) == (str(path), 1, 7)
+
+
+# ------------------------------------------------------------------------------------- files and syntax
+
+
+def test_yaml_syntax_error_position(tmp_path: Path) -> None:
+    path = write(tmp_path, "pool: tank\nretention:\n  keep_count: 3\n   min_keep: 2\n")
+    loaded = lenient(path)
+    assert [str(p) for p in loaded.problems] == [
+        f"{path}:4:12: YAML syntax error: mapping values are not allowed in this context"
+    ]
+    (problem,) = loaded.problems
+    assert (problem.line, problem.column) == (4, 12)
+    assert loaded.config == Config()
+
+
+def test_yaml_syntax_error_unclosed_flow_list(tmp_path: Path) -> None:
+    assert one_problem(tmp_path, "customer_datasets: [data\n") == (
+        "2:1: YAML syntax error: did not find expected ',' or ']' (while parsing a flow sequence on line 1)"
+    )
+
+
+def test_yaml_syntax_error_is_raised_when_strict(tmp_path: Path) -> None:
+    path = write(tmp_path, "a: b: c\n")
+    with pytest.raises(ConfigError, match=rf"{path}:1:5: YAML syntax error: mapping values are not allowed"):
+        load_config(path, strict=True)
+
+
+def test_several_documents(tmp_path: Path) -> None:
+    assert one_problem(tmp_path, "pool: tank\n---\npool: rpool\n") == (
+        "2:1: YAML syntax error: expected a single document in the stream, but found another document"
+    )
+
+
+def test_non_utf8_file(tmp_path: Path) -> None:
+    assert one_problem(tmp_path, b"pool: tank\ngrubenv: /boot/gr\xfcb\n") == (
+        "2:18: the file is not UTF-8 text (byte 0xfc)"
+    )
+
+
+def test_control_character(tmp_path: Path) -> None:
+    assert one_problem(tmp_path, "pool: ta\x07nk\n") == (
+        "1:9: the file contains a character YAML does not allow (0x7: control characters are not allowed)"
+    )
+
+
+def test_utf8_bom_is_accepted(tmp_path: Path) -> None:
+    path = write(tmp_path, "\ufeffpool: tank\n")
+    assert load_config(path, strict=True).config.pool == "tank"
+
+
+def test_unreadable_file(tmp_path: Path) -> None:
+    directory = tmp_path / "dir.yaml"
+    directory.mkdir()
+    loaded = lenient(directory)
+    assert [str(p) for p in loaded.problems] == [f"{directory}: cannot read the file: Is a directory"]
+    assert loaded.config == Config()
+
+
+def test_missing_explicit_path(tmp_path: Path) -> None:
+    path = tmp_path / "absent.yaml"
+    loaded = lenient(path)
+    assert [str(p) for p in loaded.problems] == [
+        f"{path}: the configuration file named on the command line does not exist"
+    ]
+    assert loaded.config == Config()
+    assert loaded.path == str(path)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(path, strict=True)
+
+
+def test_env_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path, "pool: tank\n")
+    monkeypatch.setenv(ENV_VAR, str(path))
+    loaded = load_config(strict=True)
+    assert loaded.path == str(path)
+    assert loaded.config.pool == "tank"
+    assert loaded.config.source == str(path)
+
+
+def test_explicit_path_wins_over_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV_VAR, str(write(tmp_path, "pool: fromenv\n", "env.yaml")))
+    loaded = load_config(write(tmp_path, "pool: fromarg\n", "arg.yaml"), strict=True)
+    assert loaded.config.pool == "fromarg"
+
+
+def test_missing_env_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "absent.yaml"
+    monkeypatch.setenv(ENV_VAR, str(path))
+    loaded = load_config(strict=False)
+    assert [str(p) for p in loaded.problems] == [
+        f"{path}: the configuration file named by $BOOTAGENT_CONFIG does not exist"
+    ]
+
+
+def test_pure_python_loader_reports_the_same_problems(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without libyaml (PyYAML's pure-Python loader) the checks and positions are the same."""
+    monkeypatch.setattr("bootagent.config._Loader", yaml.SafeLoader)
+    assert problems_of(tmp_path, MANY) == MANY_PROBLEMS
