@@ -1,0 +1,242 @@
+"""ZfsSystem's routing: channel programs and libzfs_core where they work, the command line otherwise."""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bootagent.errors import RefusedError
+from bootagent.zfs.backend import ZfsSystem
+from bootagent.zfs.interface import ZfsBackend
+from bootagent.zfs.lzc import ChannelProgramLimitError, Lzc
+from tests.unit.zfs.test_channel import FakePool, LupaLzc, small_pool
+from tests.unit.zfs.test_cli import GET_ARGV, LIST_ARGV, FakeRunner, Reply, data
+
+
+class RecordingLzc(LupaLzc):
+    """libzfs_core available: channel programs run in lupa, the direct calls are recorded."""
+
+    def __init__(self, pool: FakePool) -> None:
+        super().__init__(pool)
+        self.calls: list[tuple[Any, ...]] = []
+
+    def snapshot(self, names: Sequence[str], user_props: Mapping[str, str]) -> None:
+        self.calls.append(("snapshot", tuple(names), dict(user_props)))
+
+    def clone(self, name: str, origin: str, user_props: Mapping[str, str]) -> None:
+        self.calls.append(("clone", name, origin, dict(user_props)))
+
+    def hold(self, snapshot: str, tag: str) -> None:
+        self.calls.append(("hold", snapshot, tag))
+
+    def release(self, snapshot: str, tag: str) -> None:
+        self.calls.append(("release", snapshot, tag))
+
+    def promote(self, name: str) -> None:
+        self.calls.append(("promote", name))
+
+    def rename(self, old: str, new: str) -> None:
+        self.calls.append(("rename", old, new))
+
+    def exists(self, name: str) -> bool:
+        self.calls.append(("exists", name))
+        return name in self.pool.datasets
+
+    def get_holds(self, snapshot: str) -> frozenset[str]:
+        self.calls.append(("get_holds", snapshot))
+        return frozenset({"keep"})
+
+
+class UnavailableLzc(Lzc):
+    """No /dev/zfs: nothing may be called."""
+
+    def available(self) -> bool:
+        return False
+
+    def _lzc(self) -> Any:
+        raise AssertionError("libzfs_core must not be used when it is unavailable")
+
+
+@pytest.fixture
+def mounts(tmp_path: Path) -> Path:
+    path = tmp_path / "mounts"
+    path.write_text("rpool/ROOT/debian / zfs rw,relatime 0 0\nproc /proc proc rw 0 0\n")
+    return path
+
+
+def listing_runner() -> FakeRunner:
+    return FakeRunner(
+        {
+            (*LIST_ARGV, "rpool/ROOT"): Reply(data("zfs_list_rpool_root.txt")),
+            (*GET_ARGV, "rpool/ROOT"): Reply(data("zfs_get_rpool_root.txt")),
+        }
+    )
+
+
+def test_zfs_system_is_a_zfs_backend(mounts: Path) -> None:
+    backend: ZfsBackend = ZfsSystem(FakeRunner(), UnavailableLzc(), str(mounts))
+    assert backend.mounts() == {"/": "rpool/ROOT/debian"}
+
+
+def test_writable_pool_is_listed_by_the_channel_program(mounts: Path) -> None:
+    runner = FakeRunner()
+    lzc = RecordingLzc(small_pool())
+    records = {r.name: r for r in ZfsSystem(runner, lzc, str(mounts)).list_tree("rpool/ROOT")}
+    assert runner.calls == []
+    assert len(lzc.runs) == 1
+    assert records["rpool/ROOT/debian"].mounted is True  # from /proc/self/mounts: ZCP cannot see it
+    assert records["rpool/ROOT/trial"].mounted is False
+
+
+def test_read_only_pool_is_listed_by_the_command_line_from_then_on(mounts: Path) -> None:
+    pool = small_pool()
+    pool.readonly = True
+    runner = listing_runner()
+    lzc = RecordingLzc(pool)
+    system = ZfsSystem(runner, lzc, str(mounts))
+    first = system.list_tree("rpool/ROOT")
+    second = system.list_tree("rpool/ROOT")
+    assert first == second
+    assert "rpool/ROOT/debian@pre upgrade" in {r.name for r in first}
+    assert len(lzc.runs) == 1  # the read-only pool is remembered
+    assert runner.calls == [(*LIST_ARGV, "rpool/ROOT"), (*GET_ARGV, "rpool/ROOT")] * 2
+
+
+def test_listing_too_big_for_a_channel_program_falls_back(
+    mounts: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runner = listing_runner()
+    lzc = RecordingLzc(small_pool())
+
+    def too_big(*args: Any, **kwargs: Any) -> Any:
+        raise ChannelProgramLimitError("listing rpool/ROOT: too big", errno=errno.ENOMEM)
+
+    monkeypatch.setattr(lzc, "channel_program", too_big)
+    records = ZfsSystem(runner, lzc, str(mounts)).list_tree("rpool/ROOT")
+    assert len(records) == 5
+    assert len(runner.calls) == 2
+
+
+def test_without_libzfs_core_everything_goes_through_the_command_line(mounts: Path) -> None:
+    runner = listing_runner()
+    system = ZfsSystem(runner, UnavailableLzc(), str(mounts))
+    assert len(system.list_tree("rpool/ROOT")) == 5
+    system.snapshot(["rpool/ROOT/trial@s"], {"org.bootagent:created-by": "manual"})
+    system.clone("rpool/ROOT/x", "rpool/ROOT/trial@s", {})
+    system.set_user("rpool/ROOT/x", {"org.bootagent:keep": "on"})
+    system.inherit_user("rpool/ROOT/x", "org.bootagent:keep")
+    system.promote("rpool/ROOT/x")
+    system.rename("rpool/ROOT/x", "rpool/ROOT/y")
+    system.hold("rpool/ROOT/trial@s", "keep")
+    system.release("rpool/ROOT/trial@s", "keep")
+    system.destroy(["rpool/ROOT/y", "rpool/ROOT/trial@s"])
+    assert system.exists("rpool/ROOT/y") is True
+    assert system.holds("rpool/ROOT/trial@s") == frozenset()
+    assert runner.calls[2:] == [
+        ("zfs", "snapshot", "-o", "org.bootagent:created-by=manual", "rpool/ROOT/trial@s"),
+        ("zfs", "clone", "rpool/ROOT/trial@s", "rpool/ROOT/x"),
+        ("zfs", "set", "org.bootagent:keep=on", "rpool/ROOT/x"),
+        ("zfs", "inherit", "org.bootagent:keep", "rpool/ROOT/x"),
+        ("zfs", "promote", "rpool/ROOT/x"),
+        ("zfs", "rename", "rpool/ROOT/x", "rpool/ROOT/y"),
+        ("zfs", "hold", "keep", "rpool/ROOT/trial@s"),
+        ("zfs", "release", "keep", "rpool/ROOT/trial@s"),
+        ("zfs", "destroy", "rpool/ROOT/trial@s"),
+        ("zfs", "destroy", "rpool/ROOT/y"),
+        ("zfs", "list", "-H", "-o", "name", "rpool/ROOT/y"),
+        ("zfs", "holds", "-H", "rpool/ROOT/trial@s"),
+    ]
+
+
+def test_with_libzfs_core_changes_use_it_and_channel_programs(mounts: Path) -> None:
+    runner = FakeRunner()
+    pool = small_pool()
+    lzc = RecordingLzc(pool)
+    system = ZfsSystem(runner, lzc, str(mounts))
+    system.snapshot(["rpool/ROOT/trial@s"], {"org.bootagent:created-by": "manual"})
+    system.clone("rpool/ROOT/x", "rpool/ROOT/trial@s", {"org.bootagent:keep": "on"})
+    system.promote("rpool/ROOT/x")
+    system.rename("rpool/ROOT/x", "rpool/ROOT/y")
+    system.hold("rpool/ROOT/trial@a", "keep")
+    system.release("rpool/ROOT/trial@a", "keep")
+    assert system.exists("rpool/ROOT/trial") is True
+    assert system.holds("rpool/ROOT/trial@a") == frozenset({"keep"})
+    assert lzc.calls == [
+        ("snapshot", ("rpool/ROOT/trial@s",), {"org.bootagent:created-by": "manual"}),
+        ("clone", "rpool/ROOT/x", "rpool/ROOT/trial@s", {"org.bootagent:keep": "on"}),
+        ("promote", "rpool/ROOT/x"),
+        ("rename", "rpool/ROOT/x", "rpool/ROOT/y"),
+        ("hold", "rpool/ROOT/trial@a", "keep"),
+        ("release", "rpool/ROOT/trial@a", "keep"),
+        ("exists", "rpool/ROOT/trial"),
+        ("get_holds", "rpool/ROOT/trial@a"),
+    ]
+
+    system.set_user("rpool/ROOT/trial", {"org.bootagent:description": "x"})
+    system.inherit_user("rpool/ROOT/trial", "org.bootagent:description")
+    system.destroy(["rpool/ROOT/trial@a"])
+    assert system.rollback_destroying_newer("rpool/ROOT/trial@b") == ["rpool/ROOT/trial@c"]
+    assert [c for c in pool.calls if c[0].startswith("sync.")] == [
+        ("sync.set_prop", "rpool/ROOT/trial", "org.bootagent:description", "x"),
+        ("sync.inherit", "rpool/ROOT/trial", "org.bootagent:description"),
+        ("sync.destroy", "rpool/ROOT/trial@a"),
+        ("sync.destroy", "rpool/ROOT/trial@c"),
+        ("sync.rollback", "rpool/ROOT/trial"),
+    ]
+    assert runner.calls == []
+
+
+def test_destroying_a_mounted_filesystem_is_refused_before_anything(mounts: Path) -> None:
+    runner = FakeRunner()
+    pool = small_pool()
+    lzc = RecordingLzc(pool)
+    with pytest.raises(RefusedError, match=r"rpool/ROOT/debian \(at /\)"):
+        ZfsSystem(runner, lzc, str(mounts)).destroy(["rpool/ROOT/debian", "rpool/ROOT/trial@a"])
+    assert lzc.runs == []
+    assert runner.calls == []
+
+
+def test_rollback_of_a_mounted_filesystem_uses_zfs_rollback(mounts: Path) -> None:
+    snap_list = (
+        *("zfs", "list", "-H", "-p", "-t", "snapshot", "-d", "1"),
+        *("-o", "name,createtxg,userrefs,clones", "rpool/ROOT/debian"),
+    )
+    runner = FakeRunner({snap_list: Reply(data("zfs_list_snapshots_debian.txt"))})
+    lzc = RecordingLzc(small_pool())
+    destroyed = ZfsSystem(runner, lzc, str(mounts)).rollback_destroying_newer("rpool/ROOT/debian@weekly")
+    assert destroyed == ["rpool/ROOT/debian@daily"]
+    assert runner.calls == [snap_list, ("zfs", "rollback", "-r", "rpool/ROOT/debian@weekly")]
+    assert lzc.runs == []
+
+
+def test_native_properties_mounting_bootfs_and_pools_use_the_command_line(mounts: Path) -> None:
+    runner = FakeRunner()
+    system = ZfsSystem(runner, RecordingLzc(small_pool()), str(mounts))
+    system.set_native("rpool/ROOT/trial", {"canmount": "noauto"})
+    system.mount("rpool/ROOT/trial", "/mnt/t")
+    system.unmount("/mnt/t")
+    system.set_bootfs("rpool", "rpool/ROOT/trial")
+    system.import_pool("bpool", readonly=True)
+    system.export_pool("bpool")
+    assert runner.calls == [
+        ("zfs", "set", "canmount=noauto", "rpool/ROOT/trial"),
+        ("mount", "-t", "zfs", "-o", "ro,zfsutil", "rpool/ROOT/trial", "/mnt/t"),
+        ("umount", "/mnt/t"),
+        ("zpool", "set", "bootfs=rpool/ROOT/trial", "rpool"),
+        ("zpool", "import", "-N", "-o", "readonly=on", "bpool"),
+        ("zpool", "export", "bpool"),
+    ]
+
+
+def test_empty_changes_do_nothing(mounts: Path) -> None:
+    runner = FakeRunner()
+    lzc = RecordingLzc(small_pool())
+    system = ZfsSystem(runner, lzc, str(mounts))
+    system.snapshot([], {})
+    system.set_user("rpool/ROOT/trial", {})
+    system.destroy([])
+    assert (runner.calls, lzc.calls, lzc.runs) == ([], [], [])
