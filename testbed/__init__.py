@@ -1,1 +1,1 @@
-"""bootagent's real-system test bed: a ZFS-root Debian guest with GRUB under QEMU, built and driven from Python."""
+"""bootagent's real-system test bed: a ZFS-root Debian guest with GRUB under QEMU (Python driven)."""

@@ -211,6 +211,19 @@ def _strip_tree(root: Path) -> None:
         shutil.rmtree(pyc, ignore_errors=True)
 
 
+def _make_initramfs(root: Path, kver: str, log: Path) -> None:
+    """One initramfs, made last (with the ZFS modules, hostid and our config)."""
+    in_chroot(root, "update-initramfs", "-d", "-k", kver, log=log, check=False)
+    in_chroot(root, "update-initramfs", "-c", "-k", kver, log=log, timeout=1200)
+
+
+def _untar_modules(root: Path, modules: Artifact) -> None:
+    """The DKMS-built modules, without debug symbols (a smaller initrd is a faster boot under TCG)."""
+    run(["tar", "-C", root, "-xf", modules.path / "modules.tar"])
+    for ko in root.glob("lib/modules/*/updates/dkms/*.ko"):
+        run(["strip", "--strip-debug", str(ko)])
+
+
 def _zfs_modules_deb(workdir: Path) -> Path:
     pkg = workdir / "zfs-modules-testbed"
     (pkg / "DEBIAN").mkdir(parents=True)
@@ -222,10 +235,12 @@ def _zfs_modules_deb(workdir: Path) -> Path:
 
 
 def stage_root(base: Artifact, modules: Artifact, kver: str) -> Artifact:
-    versions = [apt_candidate(p) for p in GUEST_PACKAGES] + \
-        [apt_candidate(p, gf.BACKPORTS) for p in GUEST_BACKPORTS_PACKAGES] + [apt_candidate(f"linux-image-{kver}")]
-    key = key_of(source_of(stage_root, _configure_initramfs, _prune_modules, _strip_tree, _zfs_modules_deb),
-                 open(gf.__file__).read(), base.key, modules.key, kver, GUEST_PACKAGES, versions)
+    versions = [apt_candidate(p) for p in GUEST_PACKAGES]
+    versions += [apt_candidate(p, gf.BACKPORTS) for p in GUEST_BACKPORTS_PACKAGES]
+    versions += [apt_candidate(f"linux-image-{kver}")]
+    key = key_of(source_of(stage_root, _configure_initramfs, _prune_modules, _strip_tree, _zfs_modules_deb,
+                           _untar_modules, _make_initramfs),
+                 Path(gf.__file__).read_text(), base.key, modules.key, kver, GUEST_PACKAGES, versions)
     art = artifact("root", key)
     if art.done:
         return art
@@ -234,7 +249,7 @@ def stage_root(base: Artifact, modules: Artifact, kver: str) -> Artifact:
         root = tmp / "root"
         copy_tree(base.path / "root", root)
         _write(root, "etc/kernel-img.conf", gf.KERNEL_IMG_CONF)
-        run(["tar", "-C", root, "-xf", modules.path / "modules.tar"])
+        _untar_modules(root, modules)
         deb = _zfs_modules_deb(root / "tmp")
         with chroot_env(root):
             # initramfs once at the end, not after every package
@@ -243,12 +258,13 @@ def stage_root(base: Artifact, modules: Artifact, kver: str) -> Artifact:
             apt_install(root, [f"/tmp/{deb.name}"], log)
             apt_install(root, [f"linux-image-{kver}", *GUEST_PACKAGES], log)
             apt_install(root, GUEST_BACKPORTS_PACKAGES, log, gf.BACKPORTS)
-            in_chroot(root, "sh", "-c", "echo update_initramfs=yes > /etc/initramfs-tools/update-initramfs.conf",
-                      log=log)
+            in_chroot(root, "sh", "-c", "echo update_initramfs=yes >"
+                      " /etc/initramfs-tools/update-initramfs.conf", log=log)
             deb.unlink()
             in_chroot(root, "zgenhostid", "-f", gf.HOSTID, log=log)
             _configure_initramfs(root)
-            _write(root, "etc/systemd/system/serial-getty@ttyS0.service.d/autologin.conf", gf.SERIAL_AUTOLOGIN)
+            _write(root, "etc/systemd/system/serial-getty@ttyS0.service.d/autologin.conf",
+                   gf.SERIAL_AUTOLOGIN)
             _write(root, "etc/hostname", gf.HOSTNAME + "\n")
             _write(root, "etc/hosts", f"127.0.0.1 localhost\n127.0.1.1 {gf.HOSTNAME}\n")
             _write(root, "etc/fstab", gf.FSTAB)
@@ -262,7 +278,7 @@ def stage_root(base: Artifact, modules: Artifact, kver: str) -> Artifact:
             in_chroot(root, "systemctl", "enable", "serial-getty@ttyS0.service", log=log)
             in_chroot(root, "systemctl", "mask", *gf.MASKED_UNITS, log=log, check=False)
             _prune_modules(root, kver, log)
-            in_chroot(root, "update-initramfs", "-c", "-k", kver, log=log, timeout=1200)
+            _make_initramfs(root, kver, log)
             in_chroot(root, "apt-get", "clean", log=log)
         # keep apt's lists beside the tree (the gamma stage installs one more kernel) but not in it
         shutil.move(root / "var/lib/apt/lists", tmp / "apt-lists")
@@ -283,7 +299,8 @@ def _mkfs_ext4_from(tree: Path, image: Path, label: str, log: Path, slack_mb: in
 
 def stage_gamma(root_art: Artifact, modules: Artifact, kver: str, old_kver: str) -> Artifact:
     """The guest root carrying the OTHER kernel (for the BE gamma), as an ext4 image."""
-    key = key_of(source_of(stage_gamma, _mkfs_ext4_from), root_art.key, modules.key, kver,
+    key = key_of(source_of(stage_gamma, _mkfs_ext4_from, _untar_modules, _make_initramfs),
+                 root_art.key, modules.key, kver,
                  apt_candidate(f"linux-image-{kver}", gf.BACKPORTS))
     art = artifact("gamma", key)
     if art.done:
@@ -294,13 +311,13 @@ def stage_gamma(root_art: Artifact, modules: Artifact, kver: str, old_kver: str)
         copy_tree(root_art.path / "root", root)
         remove_tree(root / "var/lib/apt/lists")
         copy_tree(root_art.path / "apt-lists", root / "var/lib/apt/lists")
-        run(["tar", "-C", root, "-xf", modules.path / "modules.tar"])
+        _untar_modules(root, modules)
         with chroot_env(root):
             apt_install(root, [f"linux-image-{kver}"], log, gf.BACKPORTS)
             in_chroot(root, "apt-get", "purge", "-y", "-q", f"linux-image-{old_kver}", log=log)
             remove_tree(root / "lib/modules" / old_kver)
             _prune_modules(root, kver, log)
-            in_chroot(root, "update-initramfs", "-c", "-k", kver, log=log, timeout=1200)
+            _make_initramfs(root, kver, log)
             in_chroot(root, "apt-get", "clean", log=log)
         remove_tree(root / "var/lib/apt/lists")
         (root / "var/lib/apt/lists/partial").mkdir(parents=True)

@@ -25,7 +25,8 @@ class CommandError(RuntimeError):
         self.returncode = returncode
         self.output = output
         tail = "\n".join(output.splitlines()[-40:])
-        super().__init__(f"{message}: {shlex.join(self.argv)}" + (f"\n--- last output ---\n{tail}" if tail else ""))
+        text = f"{message}: {shlex.join(self.argv)}"
+        super().__init__(text + (f"\n--- last output ---\n{tail}" if tail else ""))
 
 
 def run(argv: Sequence[StrPath], *, timeout: float = 600, env: Mapping[str, str] | None = None,
@@ -36,17 +37,17 @@ def run(argv: Sequence[StrPath], *, timeout: float = 600, env: Mapping[str, str]
     LC_ALL=C, stdin from /dev/null unless data is given, a timeout, one typed error.
     With ``log`` the output is appended to that file instead of being kept in memory.
     """
-    argv = [str(a) for a in argv]
+    args = [str(a) for a in argv]
     full_env = dict(os.environ)
     full_env["LC_ALL"] = "C"
     if env:
         full_env.update(env)
-    LOG.debug("run: %s", shlex.join(argv))
+    LOG.debug("run: %s", shlex.join(args))
     started = time.monotonic()
     out_file = log.open("ab") if log is not None else None
     try:
         proc = subprocess.run(
-            argv,
+            args,
             input=stdin_data,
             stdin=None if stdin_data is not None else subprocess.DEVNULL,
             stdout=out_file if out_file is not None else (subprocess.PIPE if capture else None),
@@ -57,10 +58,10 @@ def run(argv: Sequence[StrPath], *, timeout: float = 600, env: Mapping[str, str]
             check=False,
         )
     except FileNotFoundError as exc:
-        raise CommandError(argv, f"command not found ({exc.filename})") from exc
+        raise CommandError(args, f"command not found ({exc.filename})") from exc
     except subprocess.TimeoutExpired as exc:
         out = (exc.output or b"").decode(errors="replace") if isinstance(exc.output, bytes) else ""
-        raise CommandError(argv, f"timed out after {timeout:.0f} s", None, out) from exc
+        raise CommandError(args, f"timed out after {timeout:.0f} s", None, out) from exc
     finally:
         if out_file is not None:
             out_file.close()
@@ -69,7 +70,7 @@ def run(argv: Sequence[StrPath], *, timeout: float = 600, env: Mapping[str, str]
         output = _tail(log)
     LOG.debug("run: exit %d after %.1f s", proc.returncode, time.monotonic() - started)
     if check and proc.returncode != 0:
-        raise CommandError(argv, f"exit code {proc.returncode}", proc.returncode, output)
+        raise CommandError(args, f"exit code {proc.returncode}", proc.returncode, output)
     return output
 
 

@@ -1,0 +1,103 @@
+"""The agent layer: the bootagent .deb installed into every boot environment, as a qcow2 layer over the disk.
+
+Keyed by the .deb's sha256 and the disk image: a change to the agent costs one boot, not a new pool.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from testbed.build import REPO, Image
+from testbed.cache import Artifact, artifact, building, key_of, source_of, stage_log
+from testbed.machine import Machine
+from testbed.run import CommandError, run, say
+
+INSTALL_JOB = r"""
+set -eux
+DEB=/mnt/share/bootagent.deb
+export DEBIAN_FRONTEND=noninteractive
+dpkg --force-confold --force-confdef -i $DEB
+hooks=$(dpkg -L bootagent | grep -c '^/usr/share/initramfs-tools/' || true)
+booted=$(findmnt -n -o SOURCE /)
+pool=${booted%%/*}
+for be in $(zfs list -H -o name -r -d 1 "$pool/ROOT" | grep "^$pool/ROOT/"); do
+    [ "$be" = "$booted" ] && continue
+    mkdir -p /mnt/be
+    mount -t zfs -o zfsutil "$be" /mnt/be
+    dpkg --root=/mnt/be --force-confold --force-confdef -i $DEB
+    if [ "$hooks" -gt 0 ]; then
+        for d in dev proc sys; do mount --bind /$d /mnt/be/$d; done
+        chroot /mnt/be update-initramfs -u -k all
+        for d in sys proc dev; do umount /mnt/be/$d; done
+    fi
+    umount /mnt/be
+done
+if [ "$hooks" -gt 0 ]; then update-initramfs -u -k all; fi
+# grub.cfg from the installed generator, as an administrator would (grub-mkconfig would also run
+# 10_linux, which cannot probe a ZFS root here)
+/etc/grub.d/42_bootagent > /boot/grub/grub.cfg.new
+grub-script-check /boot/grub/grub.cfg.new
+mv /boot/grub/grub.cfg.new /boot/grub/grub.cfg
+sync
+"""
+
+
+@dataclass(frozen=True)
+class AgentLayer:
+    disk: Path
+    deb_sha256: str
+    artifact: Artifact
+
+
+def build_deb(outdir: Path) -> Path:
+    out = run([str(REPO / "packaging/build-deb.sh"), str(outdir)], timeout=300)
+    return Path(out.strip().splitlines()[-1])
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def build_agent_layer(image: Image) -> AgentLayer:
+    scratch = Path(tempfile.mkdtemp(prefix="bootagent-deb-"))
+    try:
+        deb = build_deb(scratch)
+        sha = sha256_of(deb)
+        key = key_of(source_of(build_agent_layer), INSTALL_JOB, str(image.disk), sha)
+        art = artifact("agent", key)
+        if not art.done:
+            started = time.monotonic()
+            with building(art) as tmp:
+                share = tmp / "share"
+                share.mkdir()
+                shutil.copyfile(deb, share / "bootagent.deb")
+                (share / "install.sh").write_text(INSTALL_JOB)
+                layer = tmp / "agent.qcow2"
+                run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(image.disk), "-F", "raw",
+                     str(layer)])
+                machine = Machine(image.disk, tmp / "vm", share=share, overlay=layer)
+                try:
+                    machine.start()
+                    machine.wait_for_boot()
+                    code, output = machine.run(
+                        "mkdir -p /mnt/share && mount -t 9p -o trans=virtio,version=9p2000.L share /mnt/share"
+                        " && sh /mnt/share/install.sh && umount /mnt/share", timeout=1200)
+                    if code != 0:
+                        raise CommandError(["install.sh"], f"installing the .deb failed ({code})", code,
+                                           output)
+                    machine.poweroff(180)
+                finally:
+                    machine.close()
+                    shutil.copyfile(machine.log_path, stage_log("agent-console"))
+                shutil.rmtree(share)
+                shutil.rmtree(tmp / "vm")
+                (tmp / "deb.sha256").write_text(sha + "\n")
+            say(f"agent layer built in {time.monotonic() - started:.0f} s")
+        return AgentLayer(disk=art.path / "agent.qcow2", deb_sha256=sha, artifact=art)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)

@@ -1,0 +1,309 @@
+"""Drive a test bed guest: QEMU (TCG) on a throwaway qcow2 overlay, serial console, QMP power control."""
+
+from __future__ import annotations
+
+import base64
+import codecs
+import contextlib
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+from types import TracebackType
+
+from testbed.qmp import QMP
+from testbed.run import run
+
+DISK_SERIAL = "bootagent0"
+GRUB_MENU = r"bootagent: boot environment"
+LOGIN_DONE = r"login: root \(automatic login\)"
+SHELL_PROMPT = r"[\r\n][^\r\n]*@bootagent-vm:[^\r\n]*# "
+BOOT_TIMEOUT = 300.0
+
+
+class MachineError(RuntimeError):
+    """The guest did not do what was expected; carries the tail of the console."""
+
+
+class ConsoleTimeout(MachineError):
+    pass
+
+
+class ConsoleClosed(MachineError):
+    pass
+
+
+def image_format(path: Path) -> str:
+    return "qcow2" if path.suffix == ".qcow2" else "raw"
+
+
+class Machine:
+    """One guest on its own overlay over ``base``. The overlay survives power cuts and reboots."""
+
+    def __init__(self, base: Path, workdir: Path, *, share: Path | None = None, memory_mb: int = 2048,
+                 smp: int = 2, extra_args: list[str] | None = None, overlay: Path | None = None) -> None:
+        self.base = base
+        self.workdir = workdir
+        self.share = share
+        self.memory_mb = memory_mb
+        self.smp = smp
+        self.extra_args = list(extra_args or [])
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.overlay = overlay if overlay is not None else workdir / "overlay.qcow2"
+        self.log_path = workdir / "console.log"
+        # unix socket paths are limited to 108 bytes: keep them short, away from deep test directories
+        self._sockdir = Path(tempfile.mkdtemp(prefix="tb-"))
+        self._serial_path = self._sockdir / "serial.sock"
+        self._qmp_path = self._sockdir / "qmp.sock"
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._sock: socket.socket | None = None
+        self._qmp: QMP | None = None
+        self._reader: threading.Thread | None = None
+        self._cond = threading.Condition()
+        self._buf = ""
+        self._pos = 0
+        self._closed = True
+        self.boots = 0
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        """Power on (creating the overlay on the first start only)."""
+        if self.running:
+            raise MachineError("the machine is already running")
+        if not self.overlay.exists():
+            run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(self.base),
+                 "-F", image_format(self.base), str(self.overlay)])
+        for sock in (self._serial_path, self._qmp_path):
+            sock.unlink(missing_ok=True)
+        argv = [
+            "qemu-system-x86_64", "-machine", "pc", "-smp", str(self.smp), "-m", str(self.memory_mb),
+            "-display", "none", "-vga", "none", "-monitor", "none",
+            "-drive", f"file={self.overlay},format=qcow2,if=virtio,serial={DISK_SERIAL},cache=writeback",
+            "-chardev", f"socket,id=ser0,path={self._serial_path},server=on,wait=on",
+            "-serial", "chardev:ser0",
+            "-qmp", f"unix:{self._qmp_path},server=on,wait=off",
+        ]
+        if self.share is not None:
+            argv += ["-virtfs", f"local,path={self.share},mount_tag=share,security_model=none,id=share"]
+        argv += self.extra_args
+        with self.log_path.open("a") as log:
+            stamp = time.strftime("%H:%M:%S")
+            log.write(f"\n===== testbed: power on (boot {self.boots + 1}) {stamp} =====\n")
+        qemu_log = (self.workdir / "qemu.log").open("ab")
+        self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=qemu_log, stderr=qemu_log)
+        qemu_log.close()
+        self._sock = self._connect(self._serial_path)
+        self._closed = False
+        self._reader = threading.Thread(target=self._read_loop, name="console", daemon=True)
+        self._reader.start()
+        self._qmp = QMP(self._qmp_path)
+        self._qmp.connect()
+        self.boots += 1
+
+    def _connect(self, path: Path, timeout: float = 30) -> socket.socket:
+        deadline = time.monotonic() + timeout
+        while True:
+            if self._proc is not None and self._proc.poll() is not None:
+                raise MachineError(f"QEMU exited at start: {(self.workdir / 'qemu.log').read_text()[-2000:]}")
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.connect(str(path))
+                return sock
+            except OSError:
+                sock.close()
+                if time.monotonic() > deadline:
+                    raise MachineError(f"cannot connect to the serial socket {path}") from None
+                time.sleep(0.05)
+
+    def _read_loop(self) -> None:
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        sock = self._sock
+        assert sock is not None
+        with self.log_path.open("ab") as log:
+            while True:
+                try:
+                    data = sock.recv(65536)
+                except OSError:
+                    data = b""
+                if data:
+                    log.write(data)
+                    log.flush()
+                text = decoder.decode(data, final=not data)
+                with self._cond:
+                    self._buf += text
+                    if not data:
+                        self._closed = True
+                    self._cond.notify_all()
+                if not data:
+                    return
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def wait_exit(self, timeout: float = 120) -> int:
+        """Wait for QEMU to exit (after a guest power-off)."""
+        assert self._proc is not None
+        try:
+            code = self._proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise ConsoleTimeout(f"QEMU still running after {timeout:.0f} s\n{self.tail()}") from None
+        self._teardown()
+        return code
+
+    def _teardown(self) -> None:
+        if self._qmp is not None:
+            self._qmp.close()
+            self._qmp = None
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._sock.shutdown(socket.SHUT_RDWR)
+            self._sock.close()
+            self._sock = None
+        if self._reader is not None:
+            self._reader.join(5)
+            self._reader = None
+
+    def kill(self) -> None:
+        """Stop QEMU at once (no flush of anything QEMU still holds)."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGKILL)
+            self._proc.wait(30)
+        self._teardown()
+
+    def close(self) -> None:
+        self.kill()
+        shutil.rmtree(self._sockdir, ignore_errors=True)
+
+    def __enter__(self) -> Machine:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    # ------------------------------------------------------------ power
+
+    def hard_reset(self) -> None:
+        """The reset button: the guest's RAM (and its unwritten caches) is lost; QEMU keeps running."""
+        assert self._qmp is not None
+        with self.log_path.open("a") as log:
+            log.write(f"\n===== testbed: hard reset {time.strftime('%H:%M:%S')} =====\n")
+        self._qmp.execute("system_reset")
+        self.boots += 1
+
+    def power_cut(self) -> None:
+        """Pull the plug: SIGKILL QEMU. What the guest had not written out is lost, and so is anything
+        QEMU had not yet submitted to the overlay (no drain, no flush as QMP 'quit' or 'stop' would do)."""
+        with self.log_path.open("a") as log:
+            log.write(f"\n===== testbed: POWER CUT {time.strftime('%H:%M:%S')} =====\n")
+        self.kill()
+
+    def boot_again(self) -> None:
+        """Power on again on the same overlay (after a power cut or power-off)."""
+        self.kill()
+        self.start()
+
+    # ------------------------------------------------------------ console
+
+    def tail(self, chars: int = 3000) -> str:
+        with self._cond:
+            return self._buf[-chars:]
+
+    def expect(self, pattern: str, timeout: float = 60) -> re.Match[str]:
+        """Wait for regex ``pattern`` in console output after the last match; return the match."""
+        regex = re.compile(pattern, re.DOTALL)
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                match = regex.search(self._buf, self._pos)
+                if match:
+                    self._pos = match.end()
+                    return match
+                if self._closed:
+                    raise ConsoleClosed(f"console closed while waiting for {pattern!r}\n{self._buf[-3000:]}")
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise ConsoleTimeout(f"no {pattern!r} within {timeout:.0f} s\n--- console tail ---\n"
+                                         f"{self._buf[-3000:]}")
+                self._cond.wait(min(remaining, 1.0))
+
+    def send(self, keys: str) -> None:
+        if self._sock is None:
+            raise MachineError("the machine is not running")
+        self._sock.sendall(keys.encode())
+
+    def sendline(self, line: str) -> None:
+        self.send(line + "\n")
+
+    def wait_for_grub(self, timeout: float = 120) -> None:
+        self.expect(GRUB_MENU, timeout)
+
+    def choose_grub_entry(self, downs: int) -> None:
+        """At the GRUB menu: move down ``downs`` entries and boot it."""
+        for _ in range(downs):
+            self.send("\x1b[B")
+            time.sleep(0.3)
+        self.send("\r")
+
+    def wait_for_boot(self, timeout: float = BOOT_TIMEOUT, *, grub: bool = True,
+                      skip_menu: bool = True) -> None:
+        """Wait for the GRUB menu (optional), boot the default entry at once, wait for the root shell."""
+        deadline = time.monotonic() + timeout
+        if grub:
+            self.wait_for_grub(min(120.0, timeout))
+            if skip_menu:
+                time.sleep(0.5)
+                self.send("\r")
+        self.expect(LOGIN_DONE, deadline - time.monotonic())
+        self.expect(SHELL_PROMPT, deadline - time.monotonic())
+        self._setup_shell(deadline - time.monotonic())
+
+    def _setup_shell(self, timeout: float) -> None:
+        # a plain, echo-free shell: no readline (it echoes by itself), no prompt, no console printk noise
+        self.sendline("exec env PS1= PS2= PROMPT_COMMAND= TERM=dumb HISTFILE=/dev/null"
+                      " bash --noediting --norc -i")
+        time.sleep(0.5)
+        token = secrets.token_hex(4)
+        self.sendline(f"stty -echo; dmesg -n 1; echo __REA''DY_{token}")
+        self.expect(f"__READY_{token}", max(timeout, 30))
+
+    def run(self, command: str, timeout: float = 120) -> tuple[int, str]:
+        """Run ``command`` with bash in the guest root shell; return (exit code, stdout+stderr)."""
+        token = secrets.token_hex(6)
+        encoded = base64.b64encode(command.encode()).decode()
+        self.sendline(
+            f"echo __BE''GIN_{token}; bash -c \"$(echo {encoded} | base64 -d)\" </dev/null 2>&1; "
+            f"echo __E''ND_{token}:$?:"
+        )
+        match = self.expect(rf"__BEGIN_{token}\r?\n(.*?)__END_{token}:(\d+):", timeout)
+        output = match.group(1).replace("\r\n", "\n").replace("\r", "")
+        return int(match.group(2)), output
+
+    def check(self, command: str, timeout: float = 120) -> str:
+        """run() that raises on a non-zero exit code."""
+        code, output = self.run(command, timeout)
+        if code != 0:
+            raise MachineError(f"guest command failed with exit code {code}: {command}\n{output}")
+        return output
+
+    def reboot(self) -> None:
+        """A clean reboot from the guest (systemd); follow with wait_for_boot()."""
+        self.sendline("systemctl reboot")
+
+    def poweroff(self, timeout: float = 120) -> None:
+        """A clean power-off from the guest; waits for QEMU to exit."""
+        self.sendline("systemctl poweroff")
+        self.wait_exit(timeout)
+
+
+def env_flag(name: str) -> bool:
+    return os.environ.get(name, "") not in ("", "0")
