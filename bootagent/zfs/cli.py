@@ -258,8 +258,12 @@ class ZfsCli:
             bootfs=_unset(values["bootfs"]),
         )
 
-    def import_pool(self, pool: str, *, readonly: bool, altroot: str | None = None) -> None:
+    def import_pool(
+        self, pool: str, *, readonly: bool, altroot: str | None = None, force: bool = False
+    ) -> None:
         argv = ["zpool", "import", "-N"]
+        if force:
+            argv.append("-f")
         if readonly:
             argv += ["-o", "readonly=on"]
         if altroot is not None:

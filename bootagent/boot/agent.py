@@ -1,0 +1,296 @@
+"""The early-boot session: the pool imported read-only while the operator only looks, read-write only once
+they commit to a change, and exported again before the hand-over to Debian's zfs initramfs script.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from bootagent.boot.cmdline import BootParams, cmdline_for
+from bootagent.boot.kernels import KernelFiles, choose_kernel
+from bootagent.boot.session import BootDecision, Progress
+from bootagent.bootstate import BootStore
+from bootagent.config import Config
+from bootagent.environments import BootEnvironments, Inventory, RollbackResult, RollForwardResult, unique_name
+from bootagent.errors import BootagentError, CommandError, RefusedError
+from bootagent.grubenv import GrubenvFile
+from bootagent.journal import Journal, JournalEntry
+from bootagent.model import Actor, CreatedBy, split_target
+from bootagent.runner import Runner, run
+from bootagent.zfs.backend import ZfsSystem
+from bootagent.zfs.cli import ZfsCli
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EarlyBootPaths:
+    run_dir: str = "/run/bootagent"
+    param_conf: str = "/conf/param.conf"  # initramfs-tools' /init re-reads it after every script
+    initramfs_conf: str = "/etc/bootagent/initramfs.conf"  # written by the hook at mkinitramfs time
+
+    @property
+    def state_mount(self) -> str:
+        return os.path.join(self.run_dir, "state")
+
+    @property
+    def grub_mount(self) -> str:
+        return os.path.join(self.run_dir, "grub")
+
+    @property
+    def peek_mount(self) -> str:
+        return os.path.join(self.run_dir, "peek")
+
+
+def read_shell_conf(path: str) -> dict[str, str]:
+    """KEY=value lines (the hook writes them); anything else is ignored."""
+    out: dict[str, str] = {}
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError:
+        return out
+    for line in text.splitlines():
+        key, sep, value = line.strip().partition("=")
+        if sep and key.isidentifier():
+            out[key] = value.strip().strip("'\"")
+    return out
+
+
+class EarlyBootSession:
+    """A RecoverySession over the real pool. Call `close()` (or `hand_over`) on every path."""
+
+    def __init__(
+        self,
+        params: BootParams,
+        config: Config,
+        pool: str,
+        *,
+        runner: Runner = run,
+        paths: EarlyBootPaths | None = None,
+        running_release: str | None = None,
+    ) -> None:
+        self.params = params
+        self.config = config
+        self.pool = pool
+        self.runner = runner
+        self.paths = paths or EarlyBootPaths()
+        self.cli = ZfsCli(runner)
+        self.zfs = ZfsSystem(runner)
+        self.running_release = running_release or os.uname().release
+        self.writable = False
+        self.imported = False
+        self._mounted: list[str] = []
+        self._inventory: Inventory | None = None
+        self._envs: BootEnvironments | None = None
+        self.conf = read_shell_conf(self.paths.initramfs_conf)
+
+    # --- pool and mounts -----------------------------------------------------------------------------
+    def open_readonly(self) -> None:
+        """Import without mounting anything, read-only: looking never writes."""
+        if self._already_imported():
+            LOG.info("pool %s is already imported", self.pool)
+            self.imported = True
+            self.writable = not self.zfs.pool_info(self.pool).readonly
+        else:
+            self.cli.import_pool(self.pool, readonly=True, altroot=None)
+            self.imported = True
+            self.writable = False
+        self._mount_state()
+
+    def _already_imported(self) -> bool:
+        return self.runner(["zpool", "list", "-H", "-o", "name", self.pool], check=False).returncode == 0
+
+    def _make_writable(self, progress: Progress) -> None:
+        if self.writable:
+            return
+        progress(f"re-importing pool {self.pool} read-write")
+        self._unmount_all()
+        self.cli.export_pool(self.pool)
+        self.imported = False
+        self.cli.import_pool(self.pool, readonly=False, altroot=None)
+        self.imported = True
+        self.writable = True
+        self._envs = None
+        self._mount_state()
+
+    def _mount(self, dataset: str, path: str, *, readonly: bool) -> None:
+        os.makedirs(path, exist_ok=True)
+        opts = "ro,zfsutil" if readonly else "zfsutil"
+        self.runner(["mount", "-t", "zfs", "-o", opts, dataset, path])
+        self._mounted.append(path)
+
+    def _mount_state(self) -> None:
+        state = self.config.state_dataset(self.pool)
+        try:
+            self._mount(state, self.paths.state_mount, readonly=not self.writable)
+        except BootagentError as exc:
+            LOG.warning("cannot mount the state dataset %s (%s); the journal stays in memory", state, exc)
+
+    def _mount_grub(self) -> GrubenvFile:
+        """The writable grubenv lives on a plain partition; the hook recorded which (GRUBENV_UUID)."""
+        uuid = self.conf.get("GRUBENV_UUID")
+        rel = self.conf.get("GRUBENV_FILE", "grubenv").lstrip("/")
+        target = os.path.join(self.paths.grub_mount, rel)
+        if not uuid:
+            LOG.warning("no GRUB environment partition recorded; boot choices go to bootfs only")
+            return GrubenvFile(os.path.join(self.paths.run_dir, "no-grubenv", "grubenv"))
+        if self.paths.grub_mount not in self._mounted:
+            os.makedirs(self.paths.grub_mount, exist_ok=True)
+            self.runner(["mount", "-t", "ext4,vfat", f"UUID={uuid}", self.paths.grub_mount], check=True)
+            self._mounted.append(self.paths.grub_mount)
+        return GrubenvFile(target)
+
+    def _unmount_all(self) -> None:
+        for path in reversed(self._mounted):
+            result = self.runner(["umount", path], check=False)
+            if result.returncode != 0:
+                LOG.warning("could not unmount %s: %s", path, result.stderr.strip())
+        self._mounted.clear()
+
+    def close(self) -> None:
+        """Leave the pool as Debian's zfs script expects it: exported (it imports it itself)."""
+        self._unmount_all()
+        if self.imported:
+            try:
+                self.cli.export_pool(self.pool)
+            except BootagentError as exc:
+                LOG.error("could not export pool %s: %s", self.pool, exc)
+            self.imported = False
+
+    # --- the domain, on the right import ------------------------------------------------------------
+    def _journal(self) -> Journal:
+        directory = self.paths.state_mount if self.paths.state_mount in self._mounted else self.paths.run_dir
+        return Journal(directory, actor=Actor.AGENT, max_entries=self.config.journal.max_entries)
+
+    def envs(self, progress: Progress | None = None, *, write: bool = False) -> BootEnvironments:
+        if write:
+            self._make_writable(progress or (lambda _m: None))
+        if self._envs is None:  # rebuilt after the switch to read-write (_make_writable clears it)
+            grubenv = (
+                self._mount_grub()
+                if self.writable
+                else GrubenvFile(os.path.join(self.paths.run_dir, "no-grubenv", "grubenv"))
+            )
+            self._envs = BootEnvironments(
+                self.zfs,
+                self.config,
+                self.pool,
+                self._journal(),
+                BootStore(self.zfs, grubenv),
+            )
+        return self._envs
+
+    # --- RecoverySession -----------------------------------------------------------------------------
+    def inventory(self) -> Inventory:
+        if self._inventory is None:
+            self._inventory = self.envs().inventory()
+        return self._inventory
+
+    def default_environment(self) -> str | None:
+        inv = self.inventory()
+        names = {e.name for e in inv.environments}
+        if self.params.root:
+            chosen = self.params.root.rsplit("/", 1)[-1]
+            if chosen in names:
+                return chosen
+        return inv.state.active or inv.state.last_known_good
+
+    def journal(self, limit: int) -> Sequence[JournalEntry]:
+        return self._journal().entries(limit)
+
+    @contextlib.contextmanager
+    def _peek(self, dataset: str) -> Iterator[str]:
+        path = os.path.join(self.paths.peek_mount, dataset.replace("/", "_"))
+        self._mount(dataset, path, readonly=True)
+        try:
+            yield path
+        finally:
+            self.runner(["umount", path], check=False)
+            if path in self._mounted:
+                self._mounted.remove(path)
+
+    def kernel_of(self, dataset: str, preferred: str | None) -> KernelFiles | None:
+        with self._peek(dataset) as tree:
+            return choose_kernel(tree, running=self.running_release, preferred=preferred)
+
+    def boot(self, environment: str) -> BootDecision:
+        env = self.inventory().find(environment)
+        kernel = self.kernel_of(env.dataset, env.kernel)
+        if kernel is None:
+            raise RefusedError(
+                f"{environment} has no bootable kernel (no /boot/vmlinuz-R with /lib/modules/R)",
+                hint="choose another environment",
+            )
+        return BootDecision(
+            environment=env.name,
+            dataset=env.dataset,
+            kernel=kernel.release,
+            needs_own_kernel=kernel.release != self.running_release,
+        )
+
+    def boot_snapshot(self, snapshot: str, progress: Progress) -> BootDecision:
+        env_name, snap_name = split_target(snapshot)
+        self.inventory().find_snapshot(env_name, snap_name or "")
+        envs = self.envs(progress, write=True)
+        name = unique_name(f"{env_name}-{snap_name}", [e.name for e in envs.inventory().environments])
+        progress(f"cloning {snapshot} into a new environment {name}")
+        envs.create(
+            name,
+            snapshot,
+            description=f"booted from {snapshot} at the boot menu",
+            created_by=CreatedBy.AGENT,
+        )
+        self._inventory = None
+        return self.boot(name)
+
+    def rollback(
+        self, environment: str, *, steps: int | None, destructive: bool, progress: Progress
+    ) -> RollbackResult:
+        envs = self.envs(progress, write=True)
+        progress(f"rolling {environment} back {steps or 1} step(s)")
+        result = envs.rollback(environment, steps=steps, destructive=destructive, created_by=CreatedBy.AGENT)
+        self._inventory = None
+        return result
+
+    def roll_forward(self, environment: str, *, steps: int | None, progress: Progress) -> RollForwardResult:
+        envs = self.envs(progress, write=True)
+        progress(f"rolling {environment} forward")
+        result = envs.roll_forward(environment, steps=steps)
+        self._inventory = None
+        return result
+
+    # --- the hand-over -------------------------------------------------------------------------------
+    def hand_over(self, decision: BootDecision) -> None:
+        """Pivot: tell Debian's zfs script which dataset to mount as the root, with the pool exported."""
+        self.close()
+        with open(self.paths.param_conf, "a", encoding="utf-8") as fh:
+            fh.write(f"ROOT=ZFS={decision.dataset}\n")
+        LOG.info("handing over: root=ZFS=%s", decision.dataset)
+
+    def boot_own_kernel(self, decision: BootDecision) -> None:
+        """Kernel pairing: kexec the environment's own kernel and initramfs; if that cannot be done, a
+        one-shot GRUB choice and a reboot. Does not return on success."""
+        env = self.inventory().find(decision.environment)
+        cmdline = cmdline_for(self.params, root=decision.dataset, drop_agent=True, kexeced=True)
+        try:
+            with self._peek(decision.dataset) as tree:
+                kernel = choose_kernel(tree, running=self.running_release, preferred=env.kernel)
+                if kernel is None or not kernel.kernel:
+                    raise RefusedError(f"{decision.environment} has no kernel to boot")
+                argv = ["kexec", "-l", kernel.kernel, f"--command-line={cmdline}"]
+                if kernel.initrd:
+                    argv.insert(3, f"--initrd={kernel.initrd}")
+                self.runner(argv, timeout=120)
+            self.close()
+            LOG.info("kexec into %s (kernel %s)", decision.dataset, kernel.release)
+            self.runner(["kexec", "-e"], timeout=60)
+        except CommandError as exc:
+            LOG.error("kexec failed (%s); falling back to a one-shot GRUB boot and a reboot", exc)
+            self.envs(write=True).activate(decision.environment, once=True)
+            self.close()
+            self.runner(["reboot", "-f"], check=False)

@@ -1,0 +1,209 @@
+"""The kernel command line, parsed once at the edge into a frozen value.
+
+Parameters bootagent reads (everything else is ignored):
+
+  root=ZFS=<pool>/<root>/<env>   the root Debian's zfs initramfs will mount (also root=zfs:..., zfs:AUTO)
+  bootagent=menu|auto|off        menu: the interactive menu; auto: unattended checks only; off/absent: nothing
+  bootagent.action=<action>      an action to run without a person (same safety rules as the menu):
+                                   boot:<env>  boot-snapshot:<env>@<snap>  rollback[:<steps>]  rollforward
+  bootagent.timeout=<seconds>    the menu countdown (overrides the config)
+  bootagent.rows=<n> bootagent.cols=<n>   the size of a serial console that cannot report its own
+  bootagent.kexec=1              set on a kernel the agent kexec'ed: do not show the menu again, just boot
+  console=<dev>[,<options>]      the LAST one is the controlling console
+  bootagent.debug                verbose logging
+
+Bad values never stop a boot: they are reported in `problems` and ignored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from bootagent.errors import InvalidNameError
+from bootagent.model import split_target, validate_name
+
+SERIAL_PREFIXES = ("ttyS", "ttyAMA", "ttyUSB", "ttyACM", "hvc", "ttysclp")
+
+
+class AgentMode(StrEnum):
+    OFF = "off"
+    MENU = "menu"
+    AUTO = "auto"
+
+
+class ActionKind(StrEnum):
+    BOOT = "boot"
+    BOOT_SNAPSHOT = "boot-snapshot"
+    ROLLBACK = "rollback"
+    ROLLFORWARD = "rollforward"
+
+
+@dataclass(frozen=True)
+class CmdlineAction:
+    kind: ActionKind
+    target: str | None = None  # env for boot, env@snap for boot-snapshot
+    steps: int | None = None
+
+
+@dataclass(frozen=True)
+class BootParams:
+    raw: str
+    mode: AgentMode = AgentMode.OFF
+    root: str | None = None  # "<pool>/<root>/<env>" or None (absent or zfs:AUTO)
+    pool: str | None = None
+    action: CmdlineAction | None = None
+    timeout: int | None = None
+    rows: int | None = None
+    cols: int | None = None
+    console: str | None = None  # e.g. "ttyS0" (options stripped)
+    kexeced: bool = False
+    debug: bool = False
+    problems: tuple[str, ...] = ()
+
+    @property
+    def serial_console(self) -> bool:
+        return (self.console or "").startswith(SERIAL_PREFIXES)
+
+
+def _int(value: str, name: str, low: int, high: int, problems: list[str]) -> int | None:
+    try:
+        number = int(value, 10)
+    except ValueError:
+        problems.append(f"{name}={value!r}: not a number; ignored")
+        return None
+    if not low <= number <= high:
+        problems.append(f"{name}={number}: outside {low}..{high}; ignored")
+        return None
+    return number
+
+
+def _parse_action(value: str, problems: list[str]) -> CmdlineAction | None:
+    kind_text, _, arg = value.partition(":")
+    try:
+        kind = ActionKind(kind_text)
+    except ValueError:
+        valid = ", ".join(k.value for k in ActionKind)
+        problems.append(f"bootagent.action={value!r}: unknown action (valid: {valid}); ignored")
+        return None
+    try:
+        if kind is ActionKind.BOOT:
+            return CmdlineAction(kind, target=validate_name(arg, what="environment name"))
+        if kind is ActionKind.BOOT_SNAPSHOT:
+            env, snap = split_target(arg)
+            if snap is None:
+                problems.append(f"bootagent.action={value!r}: needs ENV@SNAPSHOT; ignored")
+                return None
+            return CmdlineAction(kind, target=arg)
+        if kind is ActionKind.ROLLBACK:
+            steps = _int(arg, "bootagent.action=rollback", 1, 1000, problems) if arg else 1
+            return CmdlineAction(kind, steps=steps) if steps is not None else None
+        return CmdlineAction(kind)
+    except InvalidNameError as exc:
+        problems.append(f"bootagent.action={value!r}: {exc.message}; ignored")
+        return None
+
+
+def split_words(text: str) -> tuple[list[str], bool]:
+    """Split like the kernel: on white space outside double quotes; the quotes are removed. (Single quotes
+    mean nothing to the kernel.) Returns the words and whether the quotes were balanced."""
+    words: list[str] = []
+    current: list[str] = []
+    quoted = False
+    started = False
+    for ch in text:
+        if ch == '"':
+            quoted = not quoted
+            started = True
+        elif ch.isspace() and not quoted:
+            if started:
+                words.append("".join(current))
+            current, started = [], False
+        else:
+            current.append(ch)
+            started = True
+    if started:
+        words.append("".join(current))
+    return words, not quoted
+
+
+def parse_cmdline(text: str) -> BootParams:
+    """Parse /proc/cmdline. Never raises."""
+    problems: list[str] = []
+    words, balanced = split_words(text)
+    if not balanced:
+        problems.append("unbalanced quotes on the kernel command line")
+    values: dict[str, str] = {}
+    flags: set[str] = set()
+    consoles: list[str] = []
+    for word in words:
+        key, sep, value = word.partition("=")
+        if key == "console" and sep:
+            consoles.append(value.split(",", 1)[0])
+        elif sep:
+            values[key] = value  # the last one wins, as in the kernel
+        else:
+            flags.add(key)
+
+    mode = AgentMode.OFF
+    if "bootagent" in values:
+        try:
+            mode = AgentMode(values["bootagent"])
+        except ValueError:
+            problems.append(f"bootagent={values['bootagent']!r}: expected menu, auto or off; using menu")
+            mode = AgentMode.MENU
+    elif "bootagent" in flags:
+        mode = AgentMode.MENU
+
+    root: str | None = None
+    pool: str | None = None
+    raw_root = values.get("root", "")
+    if raw_root.startswith(("ZFS=", "zfs:", "zfs=")):
+        spec = raw_root[4:]
+        if spec and spec.upper() != "AUTO":
+            root = spec
+            pool = spec.split("/", 1)[0]
+    if "rpool" in values and pool is None:
+        pool = values["rpool"]
+
+    action = _parse_action(values["bootagent.action"], problems) if "bootagent.action" in values else None
+    if action is not None and mode is AgentMode.OFF:
+        mode = AgentMode.AUTO
+
+    return BootParams(
+        raw=text,
+        mode=mode,
+        root=root,
+        pool=pool,
+        action=action,
+        timeout=_int(values["bootagent.timeout"], "bootagent.timeout", 0, 3600, problems)
+        if "bootagent.timeout" in values
+        else None,
+        rows=_int(values["bootagent.rows"], "bootagent.rows", 10, 500, problems)
+        if "bootagent.rows" in values
+        else None,
+        cols=_int(values["bootagent.cols"], "bootagent.cols", 40, 1000, problems)
+        if "bootagent.cols" in values
+        else None,
+        console=consoles[-1] if consoles else None,
+        kexeced=values.get("bootagent.kexec") == "1",
+        debug="bootagent.debug" in flags or values.get("bootagent.debug") in {"1", "yes", "on"},
+        problems=tuple(problems),
+    )
+
+
+def cmdline_for(params: BootParams, *, root: str, drop_agent: bool, kexeced: bool) -> str:
+    """A command line for booting `root` (a dataset): the same arguments with root= replaced, the agent's
+    own one-shot arguments removed, and bootagent.kexec=1 added when the agent kexecs the kernel."""
+    words = []
+    for word in params.raw.split():
+        key = word.partition("=")[0]
+        if key in {"root", "bootagent.kexec", "BOOT_IMAGE", "bootfs"}:
+            continue
+        if drop_agent and key in {"bootagent", "bootagent.action"}:
+            continue
+        words.append(word)
+    words.insert(0, f"root=ZFS={root}")
+    if kexeced:
+        words.append("bootagent.kexec=1")
+    return " ".join(words)

@@ -1,0 +1,189 @@
+"""What the initramfs needs to run the agent, and staging it: used by initramfs-hooks/hooks/bootagent.
+
+The module list is taken from what the agent really imports: a child interpreter (started like the boot
+script starts it: -S, no site) imports the agent's entry points and the lazy imports they make later, and
+reports every loaded module's file. Pure-Python files are staged compiled (sourceless .pyc); compiled
+extension modules, the interpreter and the helper binaries are printed for initramfs-tools' copy_exec, which
+also copies the shared libraries they need.
+
+    python3 -m bootagent.boot.imagefiles stage DESTDIR   # stage .pyc, terminfo, config; print ELF files
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import py_compile
+import shutil
+import subprocess
+import sys
+import sysconfig
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+DIST_PACKAGES = "/usr/lib/python3/dist-packages"
+
+# Everything the agent may import, including imports made lazily inside functions (they are easy to miss:
+# ctypes.util pulls in shutil, pyudev's libudev loader uses ctypes, blessed 1.19 uses curses).
+AGENT_MODULES = (
+    "bootagent.boot.main",
+    "bootagent.boot.agent",
+    "bootagent.zfs.backend",
+    "bootagent.zfs.lzc",
+    "bootagent.tui.launch",
+    "libzfs_core",
+    "libzfs_core.exceptions",
+    "pyudev",
+    "blessed",
+    "yaml",
+    "curses",
+    "ctypes",
+    "ctypes.util",
+    "shutil",
+    "select",
+    "selectors",
+    "termios",
+    "tty",
+    "fcntl",
+    "threading",
+    "json",
+    "uuid",
+    "difflib",
+    "random",
+    "shlex",
+    "encodings.ascii",
+    "encodings.latin_1",
+    "encodings.utf_8",
+)
+
+TERMINFO = ("l/linux", "v/vt100", "v/vt102", "v/vt220", "x/xterm", "d/dumb")
+TERMINFO_DIRS = ("/lib/terminfo", "/usr/share/terminfo", "/etc/terminfo")
+BINARIES = ("/usr/bin/python3", "/sbin/kexec", "/usr/sbin/kexec")
+LIBRARIES = ("libzfs_core.so.3", "libnvpair.so.3", "libudev.so.1")
+LIB_DIRS = ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib")
+
+_PROBE = """
+import importlib, json, sys
+failed = []
+for name in sys.argv[1:]:
+    try:
+        importlib.import_module(name)
+    except Exception as exc:  # report, do not stop: the agent lives without optional pieces
+        failed.append(f"{name}: {type(exc).__name__}: {exc}")
+files = sorted({m.__file__ for m in list(sys.modules.values()) if getattr(m, "__file__", None)})
+json.dump({"files": files, "failed": failed}, sys.stdout)
+"""
+
+
+def loaded_module_files(
+    python: str, modules: Sequence[str], extra_path: Sequence[str]
+) -> tuple[list[str], list[str]]:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(extra_path), LC_ALL="C")
+    out = subprocess.run(
+        [python, "-S", "-c", _PROBE, *modules],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+        timeout=300,
+    )
+    data = json.loads(out.stdout)
+    return list(data["files"]), list(data["failed"])
+
+
+def package_data(files: Iterable[str]) -> list[str]:
+    """Non-Python files the loaded packages read at run time (channel programs, the default config)."""
+    out: list[str] = []
+    for f in files:
+        path = Path(f)
+        if path.name == "__init__.py" and path.parent.name == "bootagent":
+            out += [str(p) for p in (path.parent / "zfs" / "lua").glob("*.lua")]
+            out += [str(p) for p in (path.parent / "data").glob("*") if p.is_file()]
+    return out
+
+
+def stage(destdir: str, *, python: str = "/usr/bin/python3") -> list[str]:
+    """Copy the compiled modules into destdir; return the ELF files for copy_exec."""
+    paths = [p for p in (os.environ.get("BOOTAGENT_PYTHONPATH", ""), DIST_PACKAGES) if p]
+    files, failed = loaded_module_files(python, AGENT_MODULES, paths)
+    for problem in failed:
+        print(f"bootagent hook: warning: {problem}", file=sys.stderr)
+    elf: list[str] = []
+    dest = Path(destdir)
+    for f in [*files, *package_data(files)]:
+        src = Path(f)
+        if src.suffix == ".so" or ".so." in src.name:
+            elf.append(str(src))
+            continue
+        target = dest / src.relative_to("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if src.suffix == ".py":
+            # sourceless .pyc next to where the .py would be: Python imports it without the source
+            py_compile.compile(
+                str(src), cfile=str(target.with_suffix(".pyc")), dfile=str(src), doraise=True, optimize=1
+            )
+        else:
+            shutil.copy2(src, target)
+    # the interpreter's own landmarks (os.pyc is found by the module scan; lib-dynload must exist)
+    (dest / Path(sysconfig.get_path("platstdlib")).relative_to("/") / "lib-dynload").mkdir(
+        parents=True, exist_ok=True
+    )
+    for name in TERMINFO:
+        for base in TERMINFO_DIRS:
+            src = Path(base) / name
+            if src.is_file():
+                target = dest / "lib" / "terminfo" / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, target)
+                break
+    elf += [os.path.realpath(b) for b in BINARIES if os.path.exists(b)]
+    for lib in LIBRARIES:
+        found = next((os.path.join(d, lib) for d in LIB_DIRS if os.path.exists(os.path.join(d, lib))), None)
+        if found:
+            elf.append(found)
+    return sorted(set(elf))
+
+
+def grubenv_conf(grubenv: str, *, findmnt: str = "findmnt") -> str:
+    """KEY=value lines telling the agent where the writable grubenv is: its file system's UUID and the
+    file's path inside that file system. Empty when it is not on a separate plain file system."""
+    directory = os.path.dirname(grubenv)
+    try:
+        out = subprocess.run(
+            [findmnt, "-n", "-o", "UUID,FSTYPE,TARGET", "--target", directory],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+        ).stdout.split()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    if len(out) != 3 or out[1] == "zfs":
+        return ""
+    uuid, _fstype, target = out
+    rel = os.path.relpath(grubenv, target)
+    return f"GRUBENV_UUID={uuid}\nGRUBENV_FILE={rel}\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python3 -m bootagent.boot.imagefiles")
+    sub = parser.add_subparsers(dest="verb", required=True)
+    p = sub.add_parser("stage", help="stage the agent into DESTDIR; print ELF files for copy_exec")
+    p.add_argument("destdir")
+    p = sub.add_parser("grubenv-conf", help="print where the writable grubenv is")
+    p.add_argument("grubenv", nargs="?", help="default: 'grubenv' of the config")
+    args = parser.parse_args(argv)
+    if args.verb == "stage":
+        for path in stage(args.destdir):
+            print(path)
+    else:
+        from bootagent.config import load_config
+
+        path = args.grubenv or load_config(None, strict=False).config.grubenv
+        sys.stdout.write(grubenv_conf(path))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,204 @@
+"""The early-boot agent: `python3 -m bootagent.boot.main`, run by the initramfs script
+`init-premount/bootagent` only when the kernel command line asks for it.
+
+Whatever happens here, the boot goes on: every error is shown and logged, the pool is left exported for
+Debian's zfs script, and the exit code tells the shell script what to do next.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable
+from enum import IntEnum
+from pathlib import Path
+from typing import ClassVar, Protocol, TextIO
+
+from bootagent.boot.agent import EarlyBootSession
+from bootagent.boot.cmdline import ActionKind, AgentMode, BootParams, CmdlineAction, parse_cmdline
+from bootagent.boot.devices import PoolDevice, wait_for_pool_devices
+from bootagent.boot.session import BootDecision, MenuExit, MenuResult, RecoverySession
+from bootagent.config import Config, load_config
+from bootagent.errors import BootagentError
+from bootagent.runner import Runner, run
+
+LOG = logging.getLogger("bootagent.boot")
+
+DEVICE_TIMEOUT = 30.0
+
+
+class Exit(IntEnum):
+    CONTINUE = 0  # go on with the normal boot (a ROOT= may have been written to /conf/param.conf)
+    SHELL = 100  # the operator asked for the recovery shell; the script runs it, then the boot continues
+    REBOOT = 101
+    POWEROFF = 102
+
+
+class AgentSession(RecoverySession, Protocol):
+    """A RecoverySession that also owns the pool's import state (EarlyBootSession)."""
+
+    def open_readonly(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def hand_over(self, decision: BootDecision) -> None: ...
+
+    def boot_own_kernel(self, decision: BootDecision) -> None: ...
+
+
+class KmsgHandler(logging.Handler):
+    """Levelled lines into the kernel log, so they land in the journal of the booted system."""
+
+    LEVELS: ClassVar[dict[int, int]] = {
+        logging.DEBUG: 7,
+        logging.INFO: 6,
+        logging.WARNING: 4,
+        logging.ERROR: 3,
+        logging.CRITICAL: 2,
+    }
+
+    def __init__(self, path: str = "/dev/kmsg") -> None:
+        super().__init__()
+        self.path = path
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            level = self.LEVELS.get(record.levelno, 6)
+            with open(self.path, "w", encoding="utf-8") as fh:
+                fh.write(f"<{level}>bootagent: {self.format(record)}\n")
+        except OSError:
+            pass
+
+
+def setup_logging(params: BootParams, console: TextIO) -> None:
+    root = logging.getLogger()
+    root.setLevel(logging.DEBUG if params.debug else logging.INFO)
+    kmsg = KmsgHandler()
+    kmsg.setFormatter(logging.Formatter("%(message)s"))
+    root.addHandler(kmsg)
+    screen = logging.StreamHandler(console)
+    screen.setLevel(logging.DEBUG if params.debug else logging.WARNING)
+    screen.setFormatter(logging.Formatter("bootagent: %(levelname)s: %(message)s"))
+    root.addHandler(screen)
+
+
+def say(console: TextIO, text: str) -> None:
+    console.write(text + "\r\n" if not text.endswith("\n") else text)
+    console.flush()
+
+
+def unattended(session: AgentSession, action: CmdlineAction, console: TextIO) -> BootDecision:
+    """Carry out an action named on the kernel command line (no person: no destructive variants)."""
+
+    def progress(msg: str) -> None:
+        say(console, f"bootagent: {msg}")
+
+    inv = session.inventory()
+    if action.kind is ActionKind.BOOT:
+        return session.boot(action.target or "")
+    if action.kind is ActionKind.BOOT_SNAPSHOT:
+        return session.boot_snapshot(action.target or "", progress)
+    current = session.default_environment() or inv.current().name
+    if action.kind is ActionKind.ROLLBACK:
+        result = session.rollback(current, steps=action.steps, destructive=False, progress=progress)
+        return session.boot(result.environment)
+    forward = session.roll_forward(current, steps=None, progress=progress)
+    return session.boot(forward.environment)
+
+
+def interactive(session: AgentSession, config: Config, params: BootParams) -> MenuResult:
+    from bootagent.tui.launch import run_interactive
+
+    return run_interactive(session, config, params)
+
+
+def run_agent(
+    params: BootParams,
+    config: Config,
+    console: TextIO,
+    *,
+    runner: Runner = run,
+    session_factory: Callable[[str], AgentSession] | None = None,
+    menu: Callable[[AgentSession, Config, BootParams], MenuResult] = interactive,
+    wait: Callable[..., list[PoolDevice]] = wait_for_pool_devices,
+    stdin: TextIO | None = None,
+) -> Exit:
+    pool = params.pool or config.pool
+    if pool is None:
+        say(console, "bootagent: no pool named (root=ZFS=... or 'pool:' in the config); normal boot")
+        return Exit.CONTINUE
+    runner(["modprobe", "zfs"], check=False, timeout=120)
+    while True:
+        devices = wait(pool, timeout=DEVICE_TIMEOUT, progress=lambda m: say(console, f"bootagent: {m}"))
+        if devices:
+            break
+        say(console, f"bootagent: the devices of pool {pool} did not appear in {DEVICE_TIMEOUT:.0f} s.")
+        if params.mode is not AgentMode.MENU:
+            return Exit.CONTINUE
+        offer = "[r]etry, [c]ontinue the normal boot" + (", [s]hell" if config.console.allow_shell else "")
+        choice = ask(console, offer, stdin)
+        if choice == "s" and config.console.allow_shell:
+            return Exit.SHELL
+        if choice != "r":
+            return Exit.CONTINUE
+    LOG.info("pool %s devices: %s", pool, ", ".join(d.node for d in devices))
+    factory = session_factory or (lambda p: EarlyBootSession(params, config, p, runner=runner))
+    session = factory(pool)
+    try:
+        session.open_readonly()
+        if params.action is not None:
+            decision = unattended(session, params.action, console)
+            result = MenuResult(MenuExit.BOOT, decision)
+        elif params.mode is AgentMode.MENU:
+            result = menu(session, config, params)
+        else:
+            session.close()
+            return Exit.CONTINUE
+        if result.exit is MenuExit.BOOT and result.decision is not None:
+            say(console, f"bootagent: booting {result.decision.environment}")
+            if result.decision.needs_own_kernel:
+                say(console, f"bootagent: starting its own kernel {result.decision.kernel}")
+                session.boot_own_kernel(result.decision)
+            session.hand_over(result.decision)
+            return Exit.CONTINUE
+        session.close()
+        exits = {MenuExit.SHELL: Exit.SHELL, MenuExit.REBOOT: Exit.REBOOT, MenuExit.POWEROFF: Exit.POWEROFF}
+        return exits.get(result.exit, Exit.CONTINUE)
+    except BootagentError as exc:
+        LOG.error("%s", exc.message)
+        say(console, f"bootagent: error: {exc.message}" + (f"\r\nhint: {exc.hint}" if exc.hint else ""))
+    except Exception:  # the boot must go on whatever the agent did
+        LOG.exception("the boot agent failed")
+        say(console, "bootagent: internal error; continuing the normal boot")
+    session.close()
+    return Exit.CONTINUE
+
+
+def ask(console: TextIO, prompt: str, stdin: TextIO | None = None) -> str:
+    say(console, prompt + ": ")
+    line = (stdin or sys.stdin).readline()
+    return line.strip().lower()[:1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    started = time.monotonic()
+    cmdline_path = os.environ.get("BOOTAGENT_CMDLINE", "/proc/cmdline")
+    try:
+        params = parse_cmdline(Path(cmdline_path).read_text(encoding="utf-8", errors="replace"))
+    except OSError:
+        return int(Exit.CONTINUE)
+    if params.mode is AgentMode.OFF or params.kexeced:
+        return int(Exit.CONTINUE)
+    console = sys.stdout
+    setup_logging(params, console)
+    for problem in params.problems:
+        LOG.warning("kernel command line: %s", problem)
+    config = load_config(None, strict=False).config  # problems are logged by load_config; never fatal
+    LOG.debug("agent ready after %.2f s", time.monotonic() - started)
+    return int(run_agent(params, config, console))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,216 @@
+"""The early-boot flow: devices, read-only first, unattended actions, menu results, the hand-over, and that
+every path leaves the pool closed and the boot going on."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bootagent.boot.cmdline import BootParams, parse_cmdline
+from bootagent.boot.devices import PoolDevice
+from bootagent.boot.main import AgentSession, Exit, main, run_agent
+from bootagent.boot.session import BootDecision, MenuExit, MenuResult, Progress
+from bootagent.bootstate import BootStore
+from bootagent.config import Config
+from bootagent.environments import BootEnvironments, Inventory, RollbackResult, RollForwardResult
+from bootagent.errors import RefusedError
+from bootagent.grubenv import GrubenvFile
+from bootagent.journal import Journal, JournalEntry
+from bootagent.model import Actor
+from bootagent.runner import CommandResult
+from tests.fakes import FakeZfs, reference_pool
+
+
+class FakeSession:
+    """An AgentSession over the in-memory pool, recording the import/hand-over life cycle."""
+
+    def __init__(self, tmp: Path, *, fail: Exception | None = None) -> None:
+        self.zfs: FakeZfs = reference_pool()
+        del self.zfs.mounted["/"]  # early boot: nothing is mounted
+        (tmp / "grub").mkdir(exist_ok=True)
+        self.envs = BootEnvironments(
+            self.zfs,
+            Config(pool="rpool"),
+            "rpool",
+            Journal(tmp / "state", actor=Actor.AGENT),
+            BootStore(self.zfs, GrubenvFile(tmp / "grub/grubenv")),
+        )
+        self.events: list[str] = []
+        self.fail = fail
+
+    def open_readonly(self) -> None:
+        self.events.append("open")
+
+    def close(self) -> None:
+        self.events.append("close")
+
+    def hand_over(self, decision: BootDecision) -> None:
+        self.events.append(f"hand_over {decision.dataset}")
+
+    def boot_own_kernel(self, decision: BootDecision) -> None:
+        self.events.append(f"kexec {decision.kernel}")
+
+    def inventory(self) -> Inventory:
+        return self.envs.inventory()
+
+    def default_environment(self) -> str | None:
+        return self.inventory().state.active
+
+    def journal(self, limit: int) -> Sequence[JournalEntry]:
+        return self.envs.journal.entries(limit)
+
+    def boot(self, environment: str) -> BootDecision:
+        if self.fail:
+            raise self.fail
+        env = self.inventory().find(environment)
+        return BootDecision(env.name, env.dataset, env.kernel, env.kernel != "6.1.0-30-amd64")
+
+    def boot_snapshot(self, snapshot: str, progress: Progress) -> BootDecision:
+        self.events.append(f"boot_snapshot {snapshot}")
+        env = self.envs.create(snapshot.replace("@", "-"), snapshot)
+        return self.boot(env.name)
+
+    def rollback(
+        self, environment: str, *, steps: int | None, destructive: bool, progress: Progress
+    ) -> RollbackResult:
+        self.events.append(f"rollback {environment} {steps} {destructive}")
+        return self.envs.rollback(environment, steps=steps, destructive=destructive)
+
+    def roll_forward(self, environment: str, *, steps: int | None, progress: Progress) -> RollForwardResult:
+        self.events.append(f"roll_forward {environment}")
+        return self.envs.roll_forward(environment, steps=steps)
+
+
+def runner(argv: Sequence[str], **_: Any) -> CommandResult:
+    return CommandResult(tuple(argv), 0, "", "")
+
+
+def devices(found: list[list[PoolDevice]]) -> Any:
+    def wait(pool: str | None, **_: Any) -> list[PoolDevice]:
+        return found.pop(0) if found else []
+
+    return wait
+
+
+DEV = [PoolDevice("/dev/vda3", "rpool", "1")]
+
+
+def agent(
+    params: BootParams, session: FakeSession, *, menu: Any = None, found: Any = None, stdin: str = ""
+) -> tuple[Exit, str]:
+    console = io.StringIO()
+    code = run_agent(
+        params,
+        Config(),
+        console,
+        runner=runner,
+        session_factory=lambda _pool: session,
+        menu=menu or (lambda *_: pytest.fail("no menu expected")),
+        wait=devices(found if found is not None else [DEV]),
+        stdin=io.StringIO(stdin),
+    )
+    return code, console.getvalue()
+
+
+def check_protocol(session: FakeSession) -> AgentSession:
+    return session
+
+
+def test_menu_boot_hands_over_with_the_pool_closed(tmp_path: Path) -> None:
+    session = FakeSession(tmp_path)
+    check_protocol(session)
+    decision = BootDecision("alpha", "rpool/ROOT/alpha", "6.1.0-30-amd64", False)
+    code, out = agent(
+        parse_cmdline("root=ZFS=rpool/ROOT/beta bootagent=menu"),
+        session,
+        menu=lambda *_: MenuResult(MenuExit.BOOT, decision),
+    )
+    assert code is Exit.CONTINUE
+    assert session.events == ["open", "hand_over rpool/ROOT/alpha"]
+    assert "booting alpha" in out
+
+
+def test_other_kernel_is_kexeced(tmp_path: Path) -> None:
+    session = FakeSession(tmp_path)
+    code, _ = agent(parse_cmdline("root=ZFS=rpool/ROOT/beta bootagent.action=boot:gamma"), session)
+    assert code is Exit.CONTINUE
+    assert session.events == ["open", "kexec 6.12.0-1-amd64", "hand_over rpool/ROOT/gamma"]
+
+
+def test_unattended_rollback_two_steps(tmp_path: Path) -> None:
+    session = FakeSession(tmp_path)
+    agent(parse_cmdline("root=ZFS=rpool/ROOT/beta bootagent.action=rollback:2"), session)
+    assert session.events == ["open", "rollback beta 2 False", "hand_over rpool/ROOT/beta-s2"]
+    assert session.zfs.bootfs == "rpool/ROOT/beta-s2"
+
+
+def test_unattended_boot_snapshot_leaves_the_snapshot(tmp_path: Path) -> None:
+    session = FakeSession(tmp_path)
+    before = dict(session.zfs.nodes["rpool/ROOT/beta@s1"].__dict__)
+    agent(parse_cmdline("root=ZFS=rpool/ROOT/beta bootagent.action=boot-snapshot:beta@s1"), session)
+    assert session.events[-1] == "hand_over rpool/ROOT/beta-s1"
+    assert session.zfs.nodes["rpool/ROOT/beta@s1"].__dict__ == before
+
+
+@pytest.mark.parametrize(("exit_", "code"), [(MenuExit.SHELL, Exit.SHELL), (MenuExit.REBOOT, Exit.REBOOT)])
+def test_menu_exits_close_the_pool(tmp_path: Path, exit_: MenuExit, code: Exit) -> None:
+    session = FakeSession(tmp_path)
+    result, _ = agent(parse_cmdline("bootagent=menu rpool=rpool"), session, menu=lambda *_: MenuResult(exit_))
+    assert result is code
+    assert session.events == ["open", "close"]
+
+
+def test_errors_are_shown_and_the_boot_goes_on(tmp_path: Path) -> None:
+    session = FakeSession(tmp_path, fail=RefusedError("gamma has no bootable kernel", hint="choose another"))
+    code, out = agent(parse_cmdline("root=ZFS=rpool/ROOT/beta bootagent.action=boot:gamma"), session)
+    assert code is Exit.CONTINUE
+    assert "error: gamma has no bootable kernel" in out
+    assert "hint: choose another" in out
+    assert session.events == ["open", "close"]
+
+
+def test_bugs_never_block_the_boot(tmp_path: Path) -> None:
+    session = FakeSession(tmp_path, fail=ZeroDivisionError("bug"))
+    code, out = agent(parse_cmdline("root=ZFS=rpool/ROOT/beta bootagent.action=boot:alpha"), session)
+    assert code is Exit.CONTINUE
+    assert "internal error; continuing the normal boot" in out
+    assert session.events == ["open", "close"]
+
+
+def test_missing_devices_offer_retry_then_shell(tmp_path: Path) -> None:
+    session = FakeSession(tmp_path)
+    code, out = agent(
+        parse_cmdline("root=ZFS=rpool/ROOT/beta bootagent=menu"), session, found=[[], []], stdin="r\ns\n"
+    )
+    assert code is Exit.SHELL
+    assert out.count("did not appear") == 2
+    assert "[r]etry, [c]ontinue the normal boot, [s]hell" in out
+    assert session.events == []
+
+
+def test_missing_devices_unattended_continue(tmp_path: Path) -> None:
+    session = FakeSession(tmp_path)
+    code, _ = agent(
+        parse_cmdline("root=ZFS=rpool/ROOT/beta bootagent.action=boot:alpha"), session, found=[[]]
+    )
+    assert code is Exit.CONTINUE
+    assert session.events == []
+
+
+def test_no_pool_named_continues(tmp_path: Path) -> None:
+    code, out = agent(parse_cmdline("root=zfs:AUTO bootagent=menu"), FakeSession(tmp_path))
+    assert code is Exit.CONTINUE
+    assert "no pool named" in out
+
+
+def test_main_is_silent_and_instant_without_the_parameter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cmdline = tmp_path / "cmdline"
+    cmdline.write_text("root=ZFS=rpool/ROOT/beta ro quiet\n")
+    monkeypatch.setenv("BOOTAGENT_CMDLINE", str(cmdline))
+    assert main() == 0
