@@ -1,0 +1,76 @@
+"""A power cut in the middle of a checkpoint and of a rollback: the pool imports, the system boots into the
+old or the new state, and the journal shows what was cut short."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from testbed.machine import Machine
+
+pytestmark = [pytest.mark.vm, pytest.mark.timeout(3600)]
+
+JOURNAL = "/var/lib/bootagent/journal.jsonl"
+
+
+def cut_after_intent(machine: Machine, command: str, action: str) -> None:
+    """Start `command` in the guest and pull the plug as soon as its intent is in the journal."""
+    machine.check(f"touch {JOURNAL}; wc -l < {JOURNAL} > /tmp/lines")
+    machine.sendline(
+        f"({command} >/dev/null 2>&1 &); "
+        f"while ! tail -n +$(( $(cat /tmp/lines) + 1 )) {JOURNAL} "
+        f'| grep -q \'"action": "{action}".*"intent"\';'
+        " do :; done; echo CUT''NOW"
+    )
+    machine.expect("CUTNOW", 300)
+    machine.power_cut()
+
+
+def after_cut(machine: Machine) -> str:
+    machine.boot_again()
+    machine.wait_for_boot()
+    assert machine.check("zpool status -x").strip() == "all pools are healthy"
+    status = json.loads(machine.check("bootagent status --json"))
+    assert status["pool"]["health"] == "ONLINE"
+    return machine.check("findmnt -n -o SOURCE /").strip()
+
+
+def test_power_cut_during_checkpoint(machine: Machine) -> None:
+    machine.start()
+    machine.wait_for_boot()
+    cut_after_intent(machine, "bootagent checkpoint -n cut -d 'cut short'", "checkpoint")
+    assert after_cut(machine) == "rpool/ROOT/beta"
+    snaps = machine.check("zfs list -H -o name -t snapshot rpool/ROOT/beta").split()
+    outcome = machine.check(f"grep '\"checkpoint\"' {JOURNAL} | tail -n 1")
+    if "rpool/ROOT/beta@cut" in snaps:  # the new state: complete, with its metadata
+        assert (
+            machine.check("zfs get -H -o value org.bootagent:description rpool/ROOT/beta@cut").strip()
+            == "cut short"
+        )
+    else:  # the old state, and the journal says the checkpoint never finished
+        assert '"intent"' in outcome
+    # either way the command works again
+    machine.check("bootagent checkpoint -n after-cut")
+
+
+def test_power_cut_during_rollback(machine: Machine) -> None:
+    machine.start()
+    machine.wait_for_boot()
+    cut_after_intent(machine, "bootagent rollback --steps 2", "rollback")
+    root = after_cut(machine)
+    assert root in {"rpool/ROOT/beta", "rpool/ROOT/beta-s2"}
+    step = machine.check("cat /etc/bootagent-testbed/step").strip()
+    assert step == ("4" if root == "rpool/ROOT/beta" else "2")
+    # nothing of the old state was lost
+    assert {"rpool/ROOT/beta@s1", "rpool/ROOT/beta@s2", "rpool/ROOT/beta@s3"} <= set(
+        machine.check("zfs list -H -o name -t snapshot -r rpool/ROOT").split()
+    )
+    pending = json.loads(machine.check("bootagent status --json"))["pending"]
+    if root == "rpool/ROOT/beta":
+        # cut before the switch: the journal shows the rollback as cut short, and it can be done again
+        assert (
+            any(p["action"] == "rollback" for p in pending)
+            or not machine.run("zfs list rpool/ROOT/beta-s2")[0]
+        )
+        machine.check("bootagent rollback --steps 2 --name beta-again")
