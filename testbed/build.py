@@ -379,9 +379,24 @@ def install_grub(disk: Path, workdir: Path, log: Path) -> None:
     run(["mkfs.ext4", "-q", "-F", "-L", "bootgrub", "-d", stage, p2_image, str(p2_bytes // 1024)], log=log)
     run(["dd", f"if={p2_image}", f"of={disk}", "bs=1M", f"seek={P2[0] * SECTOR // 2**20}",
          "conv=notrunc,sparse", "status=none"], log=log)
-    devmap = workdir / "device.map"
-    devmap.write_text(f"(hd0) {disk}\n")
-    run(["/usr/lib/grub/i386-pc/grub-bios-setup", "-d", mods, "-m", devmap, "-s", disk], log=log)
+    # grub-bios-setup guesses the "root device" from the directory holding core.img: that directory
+    # must be on a device named in the device map, so mount p2 through an offset loop device.
+    loop = run(["losetup", "-f", "--show", "-o", str(P2[0] * SECTOR), "--sizelimit", str(p2_bytes),
+                disk]).strip()
+    mnt = workdir / "p2mnt"
+    mnt.mkdir()
+    try:
+        run(["mount", loop, mnt])
+        try:
+            devmap = workdir / "device.map"
+            devmap.write_text(f"(hd0) {disk}\n(hd1) {loop}\n")
+            run(["/usr/lib/grub/i386-pc/grub-bios-setup", "-d", mnt / "i386-pc", "-m", devmap, "-s", disk],
+                log=log)
+        finally:
+            run(["umount", mnt])
+    finally:
+        run(["losetup", "-d", loop])
+    mnt.rmdir()
     p2_image.unlink()
     shutil.rmtree(stage)
 
@@ -472,7 +487,7 @@ zfs create -o mountpoint=/var/lib/bootagent @POOL@/bootagent
 
 zpool set bootfs=@POOL@/ROOT/@ACTIVE@ @POOL@
 zfs list -t all -o name,used,mountpoint,canmount,org.bootagent:kernel > /mnt/share/layout.txt
-zfs holds -r @POOL@ >> /mnt/share/layout.txt
+zfs holds @POOL@/FACTORY/system@factory @POOL@/config@factory >> /mnt/share/layout.txt
 zpool get -H compatibility,bootfs @POOL@ >> /mnt/share/layout.txt
 zpool export @POOL@
 """
@@ -488,24 +503,30 @@ def run_helper(helper: Artifact, disks: list[tuple[Path, str, bool]], share: Pat
         "-kernel", helper.path / "vmlinuz", "-initrd", helper.path / "initrd.img",
         "-append", "root=/dev/vda ro rootfstype=ext4 console=ttyS0,115200 panic=-1 "
                    "init=/usr/local/sbin/testbed-helper-init",
-        "-drive", f"file={helper.path / 'root.ext4'},format=raw,if=virtio,readonly=on",
+        # every disk through -device, in order: the root is /dev/vda
+        "-drive", f"file={helper.path / 'root.ext4'},format=raw,if=none,id=root,readonly=on",
+        "-device", "virtio-blk-pci,drive=root,serial=helperroot",
         "-virtfs", f"local,path={share},mount_tag=share,security_model=none,id=share",
         "-serial", f"file:{log}", "-monitor", "none",
     ]
-    for path, serial, readonly in disks:
+    for index, (path, serial, readonly) in enumerate(disks):
         fmt = "qcow2" if path.suffix == ".qcow2" else "raw"
         ro = ",readonly=on" if readonly else ""
-        argv += ["-drive", f"file={path},format={fmt},if=virtio,serial={serial},cache=unsafe{ro}"]
+        argv += ["-drive", f"file={path},format={fmt},if=none,id=disk{index},cache=unsafe{ro}",
+                 "-device", f"virtio-blk-pci,drive=disk{index},serial={serial}"]
     started = time.monotonic()
     try:
-        subprocess.run([str(a) for a in argv], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL, timeout=timeout, check=False)
+        with log.with_suffix(".qemu.log").open("wb") as qemu_log:
+            subprocess.run([str(a) for a in argv], stdin=subprocess.DEVNULL, stdout=qemu_log,
+                           stderr=qemu_log, timeout=timeout, check=False)
     except subprocess.TimeoutExpired as exc:
         raise CommandError(argv, f"helper boot did not power off within {timeout:.0f} s; see {log}") from exc
     rc = (share / "rc").read_text().strip() if (share / "rc").exists() else "missing"
     say(f"helper job finished in {time.monotonic() - started:.0f} s with exit code {rc}")
     if rc != "0":
-        raise CommandError(argv, f"helper job failed (exit code {rc}); console log: {log}")
+        qemu_errors = log.with_suffix(".qemu.log").read_text(errors="replace")[-2000:]
+        raise CommandError(argv, f"helper job failed (exit code {rc}); console log: {log}", None,
+                           qemu_errors)
 
 
 def stage_disk(helper: Artifact, gamma: Artifact, kernels: Kernels) -> Artifact:

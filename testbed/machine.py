@@ -86,7 +86,8 @@ class Machine:
         argv = [
             "qemu-system-x86_64", "-machine", "pc", "-smp", str(self.smp), "-m", str(self.memory_mb),
             "-display", "none", "-vga", "none", "-monitor", "none",
-            "-drive", f"file={self.overlay},format=qcow2,if=virtio,serial={DISK_SERIAL},cache=writeback",
+            "-drive", f"file={self.overlay},format=qcow2,if=none,id=disk0,cache=writeback",
+            "-device", f"virtio-blk-pci,drive=disk0,serial={DISK_SERIAL}",
             "-chardev", f"socket,id=ser0,path={self._serial_path},server=on,wait=on",
             "-serial", "chardev:ser0",
             "-qmp", f"unix:{self._qmp_path},server=on,wait=off",
