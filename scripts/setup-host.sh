@@ -47,4 +47,15 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$here/requirements-dev.txt"
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e "$here"
+
+# --- tests only: PyPI's blessed beside Debian's -----------------------------------------------------------
+# The boot menu must work with Debian's python3-blessed 1.19 (what the initramfs has) AND PyPI's blessed
+# (pure Python, queries the terminal): tests/unit/tui runs its pty tests under both, putting this directory
+# first on the child's PYTHONPATH. Never on the venv's own path. Bump the pin deliberately.
+BLESSED_PYPI=1.52.0
+if [ ! -f "$VENV/blessed-pypi/blessed-$BLESSED_PYPI.dist-info/METADATA" ]; then
+    rm -rf "$VENV/blessed-pypi"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check --target "$VENV/blessed-pypi" \
+        "blessed==$BLESSED_PYPI"
+fi
 echo "setup-host: ready (venv: $VENV)"

@@ -1,0 +1,438 @@
+"""The full-screen menu: a thin blessed loop around the state machine (state.py) and the renderer.
+
+Works with Debian's blessed 1.19 (curses underneath) and PyPI's 1.5x (pure Python), on TERM=vt100, vt220,
+linux and xterm:
+- only the basic capabilities are used (cup, el, ed, sgr0, rev, bold, setaf, civis/cnorm) and curses'
+  padding (`$<50>`, which 1.19 prints literally) is stripped from them;
+- 1.5x's terminal queries (XTGETTCAP, XTVERSION: seconds of waiting on a console that never answers) are
+  turned off before they happen;
+- keys come through `inkey(timeout, esc_delay=...)`, which joins ESC sequences split across reads
+  (CSI and SS3 arrows); every action also has a plain letter, for consoles where arrows never arrive;
+- only the lines that changed are rewritten (a countdown rewrites one line a second); Ctrl-L repaints all.
+
+Session calls run in a worker thread while the loop keeps drawing a spinner, the seconds and the latest
+Progress message; nothing but this loop writes to the screen (log records go to the message line).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import logging
+import os
+import queue
+import re
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from bootagent.boot.session import MenuExit, MenuResult, RecoverySession
+from bootagent.tui.render import Glyphs, Line, Size, Style, list_height, render
+from bootagent.tui.settings import DEFAULT_COLS, DEFAULT_ROWS, MenuSettings
+from bootagent.tui.state import (
+    BACKSPACE,
+    CTRL_L,
+    DOWN,
+    END,
+    ENTER,
+    ESC,
+    HOME,
+    LEFT,
+    RIGHT,
+    TAB,
+    UP,
+    Call,
+    Effect,
+    Exit,
+    MenuState,
+    Message,
+    Redraw,
+    Screen,
+)
+
+__all__ = ["KeyReader", "MenuSettings", "make_terminal", "normalize_key", "run_menu"]
+
+LOG = logging.getLogger(__name__)
+
+QUERY_TIMEOUT = "0.3"  # seconds, for any terminal query blessed 1.5x still makes
+IDLE_POLL = 1.0  # seconds between looks at the clock and the size when nothing moves
+BUSY_POLL = 0.1
+COUNTDOWN_POLL = 0.25
+BUSY_GRACE = 0.15  # a call that ends this fast never shows the busy screen
+MAX_FAILURES = 5  # consecutive internal errors of the loop before giving up (launch falls back to lines)
+
+_PADDING = re.compile(r"\$<[0-9.]+[*/]*>")
+
+
+def initial_state(session: RecoverySession, settings: MenuSettings, now: float) -> MenuState:
+    """The menu's state with the inventory read; a failure to read it is shown, never raised."""
+    try:
+        inventory = session.inventory()
+        default = session.default_environment()
+    except Exception as exc:
+        LOG.exception("reading the boot environments failed")
+        state = MenuState(None, None, allow_shell=settings.allow_shell, now=now, title=settings.title)
+        hint = getattr(exc, "hint", None) or "use the shell, or reboot"
+        state.message = Message(f"cannot read the boot environments: {exc}", hint, error=True)
+        return state
+    state = MenuState(
+        inventory,
+        default,
+        allow_shell=settings.allow_shell,
+        timeout=settings.timeout,
+        now=now,
+        title=settings.title,
+    )
+    if default is None:
+        state.message = Message("there is no default boot environment: choose one")
+    return state
+
+
+# --- the terminal --------------------------------------------------------------------------------------
+def make_terminal(settings: MenuSettings, stream: Any = None) -> Any:
+    """A blessed Terminal that never waits for answers from the console (PyPI blessed 1.5x asks the
+    terminal for its capabilities and version; a serial console never answers)."""
+    os.environ.setdefault("BLESSED_QUERY_TIMEOUT_SECONDS", QUERY_TIMEOUT)  # read when blessed is imported
+    os.environ.setdefault("TERM_PROGRAM", "bootagent")  # 1.5x: no XTVERSION query for the program name
+    import blessed
+
+    kwargs: dict[str, Any] = {}
+    with contextlib.suppress(TypeError, ValueError, ImportError, AttributeError):
+        if "_xtgettcap_data" in inspect.signature(blessed.Terminal.__init__).parameters:
+            import importlib
+
+            response = importlib.import_module("blessed.keyboard").TermcapResponse
+            kwargs["_xtgettcap_data"] = response(supported=False)
+    return blessed.Terminal(kind=settings.term or None, stream=stream, **kwargs)
+
+
+def cap(term: Any, name: str, *args: int) -> str:
+    """A capability without curses padding (`$<5>`): blessed 1.19 hands it over literally."""
+    try:
+        value = getattr(term, name)
+        text = value(*args) if args else value
+    except Exception:  # an unknown capability, or a formatting problem: do without
+        return ""
+    return _PADDING.sub("", str(text))
+
+
+def addressable(term: Any) -> bool:
+    return bool(cap(term, "move_yx", 1, 1)) and bool(getattr(term, "is_a_tty", False))
+
+
+def terminal_size(term: Any, settings: MenuSettings) -> Size:
+    """The settings' rows/cols win; else what the terminal says; a serial line says 0x0: 80x24."""
+    try:
+        rows, cols = int(term.height or 0), int(term.width or 0)
+    except Exception:
+        rows = cols = 0
+    return Size(
+        settings.rows or (rows if rows > 0 else DEFAULT_ROWS),
+        settings.cols or (cols if cols > 0 else DEFAULT_COLS),
+    )
+
+
+def normalize_key(key: Any) -> str:
+    """A blessed Keystroke (either version) as the state machine's key: a printable character or a name."""
+    text = str(key)
+    if not text:
+        return ""
+    controls = {"\r": ENTER, "\n": ENTER, "\x7f": BACKSPACE, "\x08": BACKSPACE, "\x0c": CTRL_L, "\t": TAB}
+    if text in controls:
+        return controls[text]
+    if text == "\x1b":
+        return ESC
+    name = getattr(key, "name", None)
+    if getattr(key, "is_sequence", False) and name:
+        if name in ("KEY_DELETE", "KEY_DC"):
+            return BACKSPACE
+        return str(name) if str(name) != "KEY_CTRL_L" else CTRL_L
+    if len(text) == 1 and text.isprintable():
+        return text
+    return "KEY_UNKNOWN"  # a control character or an unknown sequence: stops the countdown, nothing else
+
+
+SS3_KEYS = {"A": UP, "B": DOWN, "C": RIGHT, "D": LEFT, "H": HOME, "F": END}
+
+
+class KeyReader:
+    """Keys from `inkey`, with SS3 arrows (ESC O A) joined on every TERM: blessed maps them only where the
+    terminfo entry says so (vt100), and a serial console in application-cursor mode sends them anyway.
+    1.19 hands over ESC, 'O', 'A'; 1.5x hands over ESC-O (Alt-Shift-O), 'A'."""
+
+    def __init__(self, inkey: Callable[..., Any], esc_delay: float) -> None:
+        self.inkey = inkey
+        self.esc_delay = esc_delay
+        self.back: list[str] = []
+
+    def _raw(self, timeout: float) -> Any:
+        key = self.inkey(timeout=timeout, esc_delay=self.esc_delay)
+        if key:
+            LOG.debug("key %r (%s)", str(key), getattr(key, "name", None))
+        return key
+
+    def read(self, timeout: float) -> str:
+        if self.back:
+            return self.back.pop(0)
+        key = self._raw(timeout)
+        text = str(key)
+        if text == "\x1b":
+            follow = self._raw(self.esc_delay)
+            if str(follow) != "O":
+                self.back += [k for k in (normalize_key(follow),) if k]
+                return ESC
+            text = "\x1bO"
+        if text == "\x1bO":
+            final = self._raw(self.esc_delay)
+            if str(final) in SS3_KEYS:
+                return SS3_KEYS[str(final)]
+            self.back += [k for k in (normalize_key(final),) if k]
+            return "KEY_UNKNOWN"  # Alt-O, or a sequence cut short
+        return normalize_key(key)
+
+
+class Painter:
+    """Writes frames: only the lines that changed since the last one, everything after `invalidate`."""
+
+    def __init__(self, term: Any, settings: MenuSettings) -> None:
+        self.term = term
+        self.previous: list[Line] | None = None
+        self.size: Size | None = None
+        normal = cap(term, "normal")
+        reverse = cap(term, "reverse")
+        bold = cap(term, "bold")
+        self.normal = normal
+        self.styles = {
+            Style.PLAIN: "",
+            Style.SELECTED: reverse,
+            Style.STATUS: reverse,
+            Style.HEADER: bold,
+            Style.TITLE: reverse + bold,
+            Style.ERROR: bold,
+        }
+        if settings.color:
+            self.styles[Style.TITLE] = cap(term, "white_on_blue") + bold or self.styles[Style.TITLE]
+            self.styles[Style.ERROR] = cap(term, "bold_red") or bold
+        self.bytes_written = 0
+
+    def invalidate(self) -> None:
+        self.previous = None
+
+    def paint(self, frame: list[Line], size: Size) -> None:
+        out: list[str] = []
+        if self.previous is None or self.size != size or len(self.previous) != len(frame):
+            out.append(self.normal + cap(self.term, "home") + cap(self.term, "clear"))
+            changed = list(range(len(frame)))
+        else:
+            changed = [i for i, line in enumerate(frame) if line != self.previous[i]]
+        for i in changed:
+            text = frame[i].text
+            if i == len(frame) - 1:
+                text = text[: max(0, len(text) - 1)]  # never the bottom-right cell: it may scroll
+            style = self.styles.get(frame[i].style, "")
+            out.append(cap(self.term, "move_yx", i, 0) + style + text + (self.normal if style else ""))
+        self.previous = frame
+        self.size = size
+        if out:
+            data = "".join(out)
+            self.bytes_written += len(data)
+            self.term.stream.write(data)
+            self.term.stream.flush()
+
+
+class _ToMessages(logging.Handler):
+    """While the menu is up, log records (from any thread) go into a queue the loop shows."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.put(record)
+
+
+@contextlib.contextmanager
+def screen_logging() -> Iterator[_ToMessages]:
+    """Mute the handlers that write to the console (they would scribble over the menu) and collect the
+    warnings for the message line instead."""
+    root = logging.getLogger()
+    muted: list[tuple[logging.Handler, int]] = []
+    consoles = {sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__}
+    for handler in root.handlers:
+        stream = getattr(handler, "stream", None)
+        if isinstance(handler, logging.StreamHandler) and (
+            stream in consoles or getattr(stream, "isatty", lambda: False)()
+        ):
+            muted.append((handler, handler.level))
+            handler.setLevel(logging.CRITICAL + 1)
+    collector = _ToMessages()
+    root.addHandler(collector)
+    try:
+        yield collector
+    finally:
+        root.removeHandler(collector)
+        for handler, level in muted:
+            handler.setLevel(level)
+
+
+# --- the loop ------------------------------------------------------------------------------------------
+class _Worker:
+    """Runs one session call in a thread; the outcome is the result or the exception."""
+
+    def __init__(self, session: RecoverySession, call: Call) -> None:
+        self.progress: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self.outcome: object = None
+        self.thread = threading.Thread(target=self._run, args=(session, call), name="menu-call", daemon=True)
+
+    def _run(self, session: RecoverySession, call: Call) -> None:
+        try:
+            self.outcome = call.run(session, self.progress.put)
+        except BaseException as exc:  # shown by the menu; the menu never dies of it
+            if not isinstance(exc, Exception):
+                LOG.error("menu call %r stopped: %r", call.label, exc)
+            elif not hasattr(exc, "hint"):
+                LOG.error("menu call %r failed", call.label, exc_info=exc)
+            self.outcome = exc
+
+    def start(self) -> None:
+        self.thread.start()
+
+
+def run_menu(
+    session: RecoverySession,
+    settings: MenuSettings,
+    *,
+    term: Any | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> MenuResult:
+    """The interactive menu on `term` (default: a Terminal on stdin/stdout). Returns what was chosen.
+
+    A terminal that cannot address the cursor gets the numbered line mode instead."""
+    if term is None:
+        term = make_terminal(settings)
+    if settings.line_mode or not addressable(term):
+        from bootagent.tui.lines import run_lines
+
+        LOG.info("terminal %r cannot address the cursor: line mode", settings.term)
+        return run_lines(session, settings, sys.stdin, term.stream)
+    loop = _Loop(session, settings, term, clock)
+    # raw, not cbreak: Ctrl-C, Ctrl-Z and Ctrl-backslash are keys here, not signals that end the agent
+    with screen_logging() as logs, term.raw():
+        loop.logs = logs
+        try:
+            return loop.run()
+        finally:
+            loop.close()
+
+
+class _Loop:
+    def __init__(
+        self, session: RecoverySession, settings: MenuSettings, term: Any, clock: Callable[[], float]
+    ):
+        self.session = session
+        self.settings = settings
+        self.term = term
+        self.clock = clock
+        self.glyphs = Glyphs.for_settings(settings.ascii)
+        self.painter = Painter(term, settings)
+        self.state = initial_state(session, settings, clock())
+        self.logs: _ToMessages | None = None
+        self.failures = 0
+        self.frames = 0
+        self.first_frame_at: float | None = None
+        self.keys = KeyReader(term.inkey, settings.esc_delay)
+
+    def close(self) -> None:
+        out = self.term.stream
+        out.write(cap(self.term, "normal") + cap(self.term, "home") + cap(self.term, "clear"))
+        out.write(cap(self.term, "normal_cursor"))
+        out.flush()
+
+    def draw(self) -> None:
+        size = terminal_size(self.term, self.settings)
+        self.state.page = list_height(size)
+        self.state.now = self.clock()
+        frame = render(self.state, size, self.glyphs, ascii_only=self.settings.ascii)
+        self.painter.paint(frame, size)
+        self.frames += 1
+        if self.first_frame_at is None:
+            self.first_frame_at = self.clock()
+
+    def read_key(self, timeout: float) -> str:
+        return self.keys.read(timeout)
+
+    def poll_interval(self) -> float:
+        if self.state.busy is not None:
+            return BUSY_POLL
+        if self.state.deadline is not None:
+            return COUNTDOWN_POLL
+        return IDLE_POLL
+
+    def drain_logs(self) -> None:
+        if self.logs is None:
+            return
+        while not self.logs.records.empty():
+            record = self.logs.records.get()
+            self.state.message = Message(record.getMessage(), error=record.levelno >= logging.ERROR)
+
+    def run(self) -> MenuResult:
+        self.term.stream.write(cap(self.term, "hide_cursor"))
+        pending: list[Effect] = []
+        while True:
+            try:
+                while pending:
+                    effect = pending.pop(0)
+                    if isinstance(effect, Exit):
+                        return effect.result
+                    if isinstance(effect, Redraw):
+                        self.painter.invalidate()
+                    else:
+                        pending[:0] = self.call(effect)
+                self.drain_logs()
+                self.draw()
+                key = self.read_key(self.poll_interval())
+                pending += self.state.tick(self.clock())
+                if key:
+                    pending += self.state.handle(key)
+                self.failures = 0
+            except Exception as exc:  # a bug in the menu: show it, keep going (the boot depends on us)
+                LOG.exception("the menu loop failed")
+                self.failures += 1
+                pending = []
+                if self.failures >= MAX_FAILURES:
+                    raise
+                self.state.busy = None
+                self.state.screen = Screen.MAIN
+                self.state.message = Message(
+                    f"internal error: {type(exc).__name__}: {exc}", "this is a bug; see dmesg", error=True
+                )
+                self.painter.invalidate()
+
+    def call(self, call: Call) -> list[Effect]:
+        """Run a session call in a worker thread, drawing progress until it ends."""
+        self.state.now = self.clock()
+        self.state.start(call)
+        worker = _Worker(self.session, call)
+        worker.start()
+        worker.thread.join(BUSY_GRACE)
+        while worker.thread.is_alive():
+            while not worker.progress.empty():
+                self.state.report(worker.progress.get())
+            self.drain_logs()
+            self.draw()
+            key = self.read_key(BUSY_POLL)
+            if key == CTRL_L:
+                self.painter.invalidate()
+            worker.thread.join(0.0)
+        while not worker.progress.empty():
+            self.state.report(worker.progress.get())
+        self.state.now = self.clock()
+        return self.state.finish(call, worker.outcome)
+
+
+def exit_name(result: MenuResult) -> str:
+    if result.exit is MenuExit.BOOT and result.decision is not None:
+        return f"boot {result.decision.environment}"
+    return result.exit.value

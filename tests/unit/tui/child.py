@@ -1,0 +1,97 @@
+"""The menu in a child process, for the pty tests: `python -m tests.unit.tui.child OPTIONS`.
+
+It runs `run_menu` (or `run_lines` with --lines / TERM=dumb) on its terminal against a FakeSession and
+writes the MenuResult, the session's recorded calls and a few measurements as JSON to --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from bootagent.errors import RefusedError
+from tests.unit.tui.fake_session import FakeSession
+
+
+def main(argv: list[str] | None = None) -> int:
+    started = time.monotonic()
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--timeout", type=int, default=0)
+    parser.add_argument("--rows", type=int)
+    parser.add_argument("--cols", type=int)
+    parser.add_argument("--no-shell", action="store_true")
+    parser.add_argument("--unicode", action="store_true")
+    parser.add_argument("--color", action="store_true")
+    parser.add_argument("--serial", action="store_true")
+    parser.add_argument("--delay", type=float, default=0.0)
+    parser.add_argument("--fail", action="append", default=[], help="OP: the first call of OP is refused")
+    parser.add_argument("--crash", action="append", default=[], help="OP: the first call of OP raises a bug")
+    parser.add_argument("--lines", action="store_true")
+    parser.add_argument("--debug", action="store_true", help="log to stderr (a file in the tests)")
+    parser.add_argument("--esc-delay", type=float, default=0.35)
+    args = parser.parse_args(argv)
+
+    if args.debug:
+        logging.basicConfig(level=logging.DEBUG, filename=args.out + ".log")
+    os.environ["TZ"] = "UTC"
+    time.tzset()
+    from bootagent.tui.app import run_menu
+    from bootagent.tui.lines import run_lines
+    from bootagent.tui.settings import MenuSettings
+
+    fail: dict[str, Exception] = {
+        op: RefusedError(f"{op} refused by the test", hint="try another") for op in args.fail
+    }
+    fail |= {op: ZeroDivisionError(f"{op} crashed in the test") for op in args.crash}
+    info: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        session = FakeSession(Path(tmp), delay=args.delay, fail=fail)
+        settings = MenuSettings(
+            timeout=args.timeout,
+            ascii=not args.unicode,
+            color=args.color,
+            rows=args.rows,
+            cols=args.cols,
+            allow_shell=not args.no_shell,
+            serial=args.serial,
+            term=os.environ.get("TERM", ""),
+            esc_delay=args.esc_delay,
+        )
+        if args.lines or settings.line_mode:
+            result = run_lines(session, settings, sys.stdin, sys.stdout)
+        else:
+            import blessed
+
+            from bootagent.tui import app
+
+            info["blessed"] = blessed.__version__
+            made = time.monotonic()
+            term = app.make_terminal(settings)
+            info["terminal_seconds"] = time.monotonic() - made
+            result = run_menu(session, settings, term=term)
+    info["seconds"] = time.monotonic() - started
+    Path(args.out).write_text(
+        json.dumps(
+            {
+                "exit": result.exit.value,
+                "decision": asdict(result.decision) if result.decision else None,
+                "calls": session.calls,
+                "info": info,
+            }
+        ),
+        encoding="utf-8",
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
