@@ -428,6 +428,7 @@ class _Loop:
             worker.thread.join(0.0)
         while not worker.progress.empty():
             self.state.report(worker.progress.get())
+        self.drain_logs()  # before finish: the outcome's message is the one to show
         self.state.now = self.clock()
         return self.state.finish(call, worker.outcome)
 

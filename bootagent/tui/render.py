@@ -21,7 +21,7 @@ from bootagent.tui.state import NAVIGATION_HELP, MenuState, Row, Screen
 
 WIDE_COLS = 120  # from here on the details pane is beside the list
 SIDE_WIDTH = 44  # the details pane beside the list, with its border
-MESSAGE_ROWS = 2
+MESSAGE_ROWS = 3
 
 
 class Style(StrEnum):
@@ -242,7 +242,7 @@ def help_lines(state: MenuState) -> list[str]:
     for action, reason in state.actions():
         name = action.key_name or action.key
         text = f"  {name:<16}{action.help}"
-        out.append(text + (f"  [{reason}]" if reason and "disabled" in reason else ""))
+        out.append(text + (f"  [{reason.split(' (')[0]}]" if reason and "disabled" in reason else ""))
     out.append("")
     out.extend(f"  {keys:<16}{what}" for keys, what in NAVIGATION_HELP)
     out.append("")
@@ -334,16 +334,16 @@ def status_text(state: MenuState) -> str:
 
 
 def message_lines(state: MenuState, width: int, ascii_only: bool) -> list[tuple[str, bool]]:
+    """The message (wrapped, cut to fit) and its hint on the last line."""
     msg = state.message
     if msg is None:
         return []
-    first = ("error: " if msg.error else "") + clean(msg.text, ascii_only)
-    lines = wrap(first, width)
-    if msg.hint:
-        lines = [lines[0], *wrap("hint: " + clean(msg.hint, ascii_only), width)] if len(lines) > 1 else lines
-        if len(lines) == 1:
-            lines.append("hint: " + clean(msg.hint, ascii_only))
-    return [(line, msg.error) for line in lines[:MESSAGE_ROWS]]
+    hint = wrap("hint: " + clean(msg.hint, ascii_only), width)[:1] if msg.hint else []
+    text = wrap(("error: " if msg.error else "") + clean(msg.text, ascii_only), width)
+    room = MESSAGE_ROWS - len(hint)
+    if len(text) > room:
+        text = [*text[: room - 1], fit(" ".join(text[room - 1 :]), width)]
+    return [(line, msg.error) for line in [*text, *hint]]
 
 
 # --- layout --------------------------------------------------------------------------------------------

@@ -758,7 +758,7 @@ ACTIONS: tuple[Action, ...] = (
     Action(
         "s",
         "snapshot",
-        "clone the selected snapshot into a new environment and boot it",
+        "clone the selected snapshot into a new environment, boot that",
         _need_snapshot_row,
         _boot_snapshot,
     ),
@@ -774,7 +774,7 @@ ACTIONS: tuple[Action, ...] = (
     Action(
         "!",
         "shell",
-        "a recovery shell (type exit to come back)",
+        "a recovery shell",
         _can_shell,
         lambda st: [Exit(MenuResult(MenuExit.SHELL))],
     ),

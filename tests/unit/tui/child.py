@@ -13,6 +13,7 @@ import os
 import sys
 import tempfile
 import time
+import traceback
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fail", action="append", default=[], help="OP: the first call of OP is refused")
     parser.add_argument("--crash", action="append", default=[], help="OP: the first call of OP raises a bug")
     parser.add_argument("--lines", action="store_true")
+    parser.add_argument(
+        "--loop", action="store_true", help="start the menu again after it ends, until OUT.stop"
+    )
     parser.add_argument("--debug", action="store_true", help="log to stderr (a file in the tests)")
     parser.add_argument("--esc-delay", type=float, default=0.35)
     args = parser.parse_args(argv)
@@ -44,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.basicConfig(level=logging.DEBUG, filename=args.out + ".log")
     os.environ["TZ"] = "UTC"
     time.tzset()
-    from bootagent.tui.app import run_menu
+    from bootagent.tui.app import exit_name, run_menu
     from bootagent.tui.lines import run_lines
     from bootagent.tui.settings import MenuSettings
 
@@ -66,18 +70,30 @@ def main(argv: list[str] | None = None) -> int:
             term=os.environ.get("TERM", ""),
             esc_delay=args.esc_delay,
         )
-        if args.lines or settings.line_mode:
-            result = run_lines(session, settings, sys.stdin, sys.stdout)
-        else:
-            import blessed
+        runs: list[str] = []
+        errors: list[str] = []
+        while True:
+            if args.lines or settings.line_mode:
+                result = run_lines(session, settings, sys.stdin, sys.stdout)
+            else:
+                import blessed
 
-            from bootagent.tui import app
+                from bootagent.tui import app
 
-            info["blessed"] = blessed.__version__
-            made = time.monotonic()
-            term = app.make_terminal(settings)
-            info["terminal_seconds"] = time.monotonic() - made
-            result = run_menu(session, settings, term=term)
+                info["blessed"] = blessed.__version__
+                made = time.monotonic()
+                term = app.make_terminal(settings)
+                info.setdefault("terminal_seconds", time.monotonic() - made)
+                try:
+                    result = run_menu(session, settings, term=term)
+                except Exception:
+                    errors.append(traceback.format_exc())
+                    break
+            runs.append(exit_name(result))
+            if not args.loop or Path(args.out + ".stop").exists():
+                break
+        info["runs"] = runs
+        info["errors"] = errors
     info["seconds"] = time.monotonic() - started
     Path(args.out).write_text(
         json.dumps(

@@ -103,7 +103,9 @@ class MenuProcess:
         while time.monotonic() < deadline:
             self.pump()
             if text in self.text:
-                return time.monotonic() - self.started
+                seen = time.monotonic() - self.started
+                self.pump(0.05)  # the rest of the frame
+                return seen
             if self.proc.poll() is not None:
                 self.pump()
                 if text in self.text:
@@ -147,6 +149,10 @@ class MenuProcess:
         end = time.monotonic() + settle
         while time.monotonic() < end:
             self.pump(0.02)
+
+    def stop_loop(self) -> None:
+        """A child started with --loop ends after the menu's next exit."""
+        Path(str(self.out) + ".stop").touch()
 
     def stderr(self) -> str:
         return self.err.read_text(encoding="utf-8", errors="replace") if self.err.exists() else ""

@@ -62,13 +62,13 @@ EXPECTED_80X24 = [
     "    4     |- @s2                   2023-11-15 07:13    1.0M  step 2             ",
     "    5     `- @s3                   2023-11-15 08:13    1.0M  step 3             ",
     "    6   + gamma              -     2023-11-15 09:13    1.0M  gamma system: tri~ ",
-    *[" " * 80] * 7,
+    *[" " * 80] * 6,
     "-- details ---------------------------------------------------------------------",
     "beta@s1  (s: boot as a new environment)                                         ",
     "created: 2023-11-15 06:13               used: 1.0M (refer 1.0G)                 ",
     "made by: manual                         clones: -                               ",
     "description: step 1                                                             ",
-    *[" " * 80] * 3,
+    *[" " * 80] * 4,
     " Enter=boot s=snapshot r=rollback l=log !=shell R=reboot P=off ?=help           ",
 ]
 
@@ -86,11 +86,11 @@ def test_main_screen_at_80x24_exactly(menu: S.MenuState) -> None:
 def test_countdown_and_environment_details_at_80x24(menu: S.MenuState) -> None:
     out = texts(frame(menu, 24, 80))
     assert out[-1] == fit(" Booting beta in 10 s. Press any key to stop the countdown.", 80)
-    assert out[16].startswith("beta  [active (default)]")
-    assert out[17].startswith("dataset: rpool/ROOT/beta                created: 2023-11-15 05:13")
-    assert out[18].startswith("kernel: 6.1.0-30-amd64                  used: 1.0M (refer 1.0G)")
-    assert out[19].startswith("origin: -                               last good: never marked good")
-    assert out[20].startswith("description: beta system")
+    assert out[15].startswith("beta  [active (default)]")
+    assert out[16].startswith("dataset: rpool/ROOT/beta                created: 2023-11-15 05:13")
+    assert out[17].startswith("kernel: 6.1.0-30-amd64                  used: 1.0M (refer 1.0G)")
+    assert out[18].startswith("origin: -                               last good: never marked good")
+    assert out[19].startswith("description: beta system")
 
 
 def test_wide_screen_puts_the_details_beside_the_list(menu: S.MenuState) -> None:
@@ -102,7 +102,7 @@ def test_wide_screen_puts_the_details_beside_the_list(menu: S.MenuState) -> None
     assert out[2].startswith(">   1   + alpha")
     assert "|kernel: 6.1.0-30-amd64" in out[4]
     assert "|last good: 2023-11-15 02:00" in out[7]
-    assert all(line[89] == "|" for line in out[1:40])
+    assert all(line[89] == "|" for line in out[1:39])
     assert out[-1].startswith(" Enter=boot r=rollback l=log !=shell R=reboot P=off ?=help")
 
 
@@ -117,7 +117,7 @@ def test_flags_are_shown(tmp_path: Path) -> None:
     st.handle("+")
     st.handle("j")
     st.handle("j")
-    assert "gamma@s2  [keep]" in texts(frame(st, 24, 80))[16]
+    assert "gamma@s2  [keep]" in texts(frame(st, 24, 80))[15]
 
 
 def test_small_screens_drop_the_details_but_keep_title_list_and_status(menu: S.MenuState) -> None:
@@ -141,7 +141,9 @@ def test_unicode_glyphs_only_when_asked(menu: S.MenuState) -> None:
 
 def test_descriptions_are_cleaned(tmp_path: Path) -> None:
     session = FakeSession(tmp_path)
-    session.zfs.nodes["rpool/ROOT/beta"].user_props["org.bootagent:description"] = "caf\u00e9\x1b[2J\tok\u4e2d"
+    session.zfs.nodes["rpool/ROOT/beta"].user_props["org.bootagent:description"] = (
+        "caf\u00e9\x1b[2J\tok\u4e2d"
+    )
     st = initial_state(session, MenuSettings(), 0.0)
     ascii_text = "\n".join(texts(frame(st, 24, 80)))
     assert "\x1b" not in ascii_text
@@ -206,7 +208,10 @@ def test_busy_screen_shows_spinner_seconds_and_progress(menu: S.MenuState) -> No
 def test_error_messages_show_message_and_hint(menu: S.MenuState) -> None:
     menu.message = S.Message("booting beta failed: no kernel", "choose another", error=True)
     out = frame(menu, 24, 80)
-    assert out[21].text.startswith("error: booting beta failed: no kernel")
-    assert out[22].text.startswith("hint: choose another")
-    assert out[21].style is Style.ERROR
-
+    assert out[20].text.startswith("error: booting beta failed: no kernel")
+    assert out[21].text.startswith("hint: choose another")
+    assert out[20].style is Style.ERROR
+    menu.message = S.Message("x" * 300, "the hint", error=True)
+    out = frame(menu, 24, 80)
+    assert out[21].text.endswith("xx~")
+    assert out[22].text.startswith("hint: the hint")

@@ -48,6 +48,10 @@ def press(state: S.MenuState, session: FakeSession, *keys: str) -> MenuResult | 
     return None
 
 
+def screen_of(state: S.MenuState) -> S.Screen:
+    return state.screen  # (a call, so mypy does not narrow the screen across key presses)
+
+
 def labels(state: S.MenuState) -> list[str]:
     return [row.label for row in state.rows()]
 
@@ -146,7 +150,7 @@ def test_enter_boots_the_selected_environment(session: FakeSession) -> None:
 def test_boot_snapshot_says_the_snapshot_is_kept_and_asks(session: FakeSession) -> None:
     st = make(session)
     press(st, session, "+", "j", "s")
-    assert st.screen is S.Screen.CONFIRM
+    assert screen_of(st) is S.Screen.CONFIRM
     assert st.pending is not None
     assert any("never modified" in line for line in st.pending.lines)
     assert press(st, session, "n") is None  # anything but y cancels
@@ -174,14 +178,14 @@ def test_b_on_a_snapshot_and_s_on_an_environment_explain(session: FakeSession) -
 def test_non_destructive_rollback_picks_steps(session: FakeSession) -> None:
     st = make(session)
     press(st, session, "r")
-    assert st.screen is S.Screen.HISTORY
+    assert screen_of(st) is S.Screen.HISTORY
     assert [s.label for s in st.history()] == ["beta@s3", "beta@s2", "beta@s1"]
     press(st, session, "2", S.ENTER)  # digits + Enter pick the step only
     assert st.history_cursor == 1
     assert session.calls == []
     press(st, session, S.ENTER)
     assert session.calls == [{"op": "rollback", "environment": "beta", "steps": 2, "destructive": False}]
-    assert st.screen is S.Screen.MAIN
+    assert screen_of(st) is S.Screen.MAIN
     assert st.message is not None
     assert "beta-s2 is now the default" in st.message.text
     assert st.selected_env().name == "beta-s2"  # type: ignore[union-attr]
@@ -192,11 +196,11 @@ def test_non_destructive_rollback_picks_steps(session: FakeSession) -> None:
 def test_destructive_rollback_wrong_word_cancels(session: FakeSession, typed: str) -> None:
     st = make(session)
     press(st, session, "r", "2", "D")
-    assert st.screen is S.Screen.CONFIRM
+    assert screen_of(st) is S.Screen.CONFIRM
     assert st.wants_text()
     press(st, session, *typed, S.ENTER)
     assert session.calls == []
-    assert st.screen is S.Screen.MAIN
+    assert screen_of(st) is S.Screen.MAIN
     assert st.message is not None
     assert "cancelled" in st.message.text
 
@@ -207,7 +211,7 @@ def test_destructive_rollback_escape_and_backspace(session: FakeSession) -> None
     assert st.typed == "ROLLBACK"
     press(st, session, S.ESC)
     assert session.calls == []
-    assert st.screen is S.Screen.MAIN
+    assert screen_of(st) is S.Screen.MAIN
 
 
 def test_destructive_rollback_right_word(session: FakeSession) -> None:
@@ -228,7 +232,7 @@ def test_destructive_rollback_refused_for_an_origin_snapshot(session: FakeSessio
     press(st, session, "r")
     assert st.history()[0].label == "beta@s3"
     press(st, session, "D")
-    assert st.screen is S.Screen.HISTORY
+    assert screen_of(st) is S.Screen.HISTORY
     assert st.message is not None
     assert "not a snapshot of beta-s3" in st.message.text
 
@@ -240,7 +244,7 @@ def test_roll_forward_only_for_environments_made_by_a_rollback(session: FakeSess
     assert "not made by a rollback" in st.message.text
     press(st, session, "r", S.ENTER)  # now on beta-s3, made by a rollback of beta
     press(st, session, "f")
-    assert st.screen is S.Screen.CONFIRM
+    assert screen_of(st) is S.Screen.CONFIRM
     press(st, session, "y")
     assert session.calls[-1] == {"op": "roll_forward", "environment": "beta-s3", "steps": None}
     assert st.message is not None
@@ -268,14 +272,14 @@ def test_reboot_and_power_off_ask_first(session: FakeSession, key: str, exit: Me
 def test_help_and_journal_screens(session: FakeSession) -> None:
     st = make(session)
     press(st, session, "?")
-    assert st.screen is S.Screen.HELP
+    assert screen_of(st) is S.Screen.HELP
     press(st, session, "q")
-    assert st.screen is S.Screen.MAIN
+    assert screen_of(st) is S.Screen.MAIN
     press(st, session, "r", S.ENTER, "l")
-    assert st.screen is S.Screen.JOURNAL
+    assert screen_of(st) is S.Screen.JOURNAL
     assert st.journal[0].action in {"activate", "rollback"}  # newest first
     press(st, session, "j", "k", S.ESC)
-    assert st.screen is S.Screen.MAIN
+    assert screen_of(st) is S.Screen.MAIN
 
 
 def test_session_errors_are_shown_and_the_menu_goes_on(tmp_path: Path) -> None:
@@ -283,7 +287,7 @@ def test_session_errors_are_shown_and_the_menu_goes_on(tmp_path: Path) -> None:
     st = make(session)
     assert press(st, session, S.ENTER) is None
     assert st.message == S.Message("booting beta failed: no kernel", "choose another", error=True)
-    assert st.screen is S.Screen.MAIN
+    assert screen_of(st) is S.Screen.MAIN
     result = press(st, session, S.ENTER)
     assert result is not None
     assert result.exit is MenuExit.BOOT
@@ -302,7 +306,7 @@ def test_keys_are_ignored_while_busy_except_redraw(session: FakeSession) -> None
     st = make(session)
     call = S.boot_call("beta")
     st.start(call)
-    assert st.screen is S.Screen.BUSY
+    assert screen_of(st) is S.Screen.BUSY
     assert st.handle("q") == []
     assert st.handle(S.CTRL_L) == [S.Redraw()]
     st.report("importing")
