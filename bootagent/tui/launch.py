@@ -50,7 +50,7 @@ def ensure_size(fd: int, rows: int | None, cols: int | None) -> bool:
             return False
         size = struct.pack("HHHH", rows or DEFAULT_ROWS, cols or DEFAULT_COLS, 0, 0)
         fcntl.ioctl(fd, termios.TIOCSWINSZ, size)
-    except OSError:
+    except (OSError, ValueError):
         return False
     return True
 
@@ -82,7 +82,12 @@ def console_name(params: BootParams) -> str:
 
 
 def run_interactive(
-    session: RecoverySession, config: Config, params: BootParams, *, lock_path: str = LOCK_PATH
+    session: RecoverySession,
+    config: Config,
+    params: BootParams,
+    *,
+    lock_path: str = LOCK_PATH,
+    printk: str = PRINTK,
 ) -> MenuResult:
     from bootagent.tui.app import run_menu
     from bootagent.tui.lines import run_lines
@@ -90,7 +95,7 @@ def run_interactive(
     settings = settings_for(
         config, params, term=os.environ.get("TERM"), encoding=getattr(sys.stdout, "encoding", None)
     )
-    with menu_owner(console_name(params), sys.stdout, path=lock_path), quiet_kernel():
+    with menu_owner(console_name(params), sys.stdout, path=lock_path), quiet_kernel(printk):
         if settings.line_mode or not sys.stdin.isatty():
             return run_lines(session, settings, sys.stdin, sys.stdout)
         ensure_size(sys.stdin.fileno(), settings.rows, settings.cols)

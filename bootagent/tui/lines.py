@@ -145,7 +145,8 @@ class LinePrinter:
                 listing = ["(the boot environments could not be read)"]
             else:
                 listing = [list_header(width, ASCII)] + [
-                    list_row(state, row, i + 1, width, ASCII, ascii_only)[1:] for i, row in enumerate(rows)
+                    " " + list_row(state, row, i + 1, width, ASCII, ascii_only)[1:]
+                    for i, row in enumerate(rows)
                 ]
             self.block("list", listing)
             row = state.selected()
