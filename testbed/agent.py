@@ -78,18 +78,33 @@ def build_agent_layer(image: Image) -> AgentLayer:
                 shutil.copyfile(deb, share / "bootagent.deb")
                 (share / "install.sh").write_text(INSTALL_JOB)
                 layer = tmp / "agent.qcow2"
-                run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(image.disk), "-F", "raw",
-                     str(layer)])
+                run(
+                    [
+                        "qemu-img",
+                        "create",
+                        "-q",
+                        "-f",
+                        "qcow2",
+                        "-b",
+                        str(image.disk),
+                        "-F",
+                        "raw",
+                        str(layer),
+                    ]
+                )
                 machine = Machine(image.disk, tmp / "vm", share=share, overlay=layer)
                 try:
                     machine.start()
                     machine.wait_for_boot()
                     code, output = machine.run(
                         "mkdir -p /mnt/share && mount -t 9p -o trans=virtio,version=9p2000.L share /mnt/share"
-                        " && sh /mnt/share/install.sh && umount /mnt/share", timeout=1200)
+                        " && sh /mnt/share/install.sh && umount /mnt/share",
+                        timeout=1200,
+                    )
                     if code != 0:
-                        raise CommandError(["install.sh"], f"installing the .deb failed ({code})", code,
-                                           output)
+                        raise CommandError(
+                            ["install.sh"], f"installing the .deb failed ({code})", code, output
+                        )
                     machine.poweroff(180)
                 finally:
                     machine.close()

@@ -41,21 +41,52 @@ ACTIVE_BE = "beta"
 POOL = "rpool"
 
 GUEST_PACKAGES = [
-    "systemd", "systemd-sysv", "udev", "kmod", "initramfs-tools", "zstd", "busybox",
-    "python3", "python3-pyudev", "python3-blessed", "python3-yaml", "kexec-tools",
-    "grub-pc-bin", "grub2-common", "e2fsprogs", "procps", "less", "util-linux", "mount",
+    "systemd",
+    "systemd-sysv",
+    "udev",
+    "kmod",
+    "initramfs-tools",
+    "zstd",
+    "busybox",
+    "python3",
+    "python3-pyudev",
+    "python3-blessed",
+    "python3-yaml",
+    "kexec-tools",
+    "grub-pc-bin",
+    "grub2-common",
+    "e2fsprogs",
+    "procps",
+    "less",
+    "util-linux",
+    "mount",
 ]
 GUEST_BACKPORTS_PACKAGES = ["zfsutils-linux", "zfs-initramfs", "python3-pyzfs"]
 
 
 # ---------------------------------------------------------------- apt on the host: versions for keys
 
+
+def apt_candidates(packages: list[str], release: str | None = None) -> list[str]:
+    """Candidate versions (one apt-cache call for all of them)."""
+    argv = ["apt-cache"] + (["-t", release] if release else []) + ["policy", *packages]
+    found: dict[str, str] = {}
+    current = ""
+    for line in run(argv, timeout=120).splitlines():
+        header = re.match(r"^(\S+):$", line)
+        if header:
+            current = header.group(1)
+        cand = re.match(r"^\s+Candidate:\s*(\S+)", line)
+        if cand and current:
+            found[current] = cand.group(1)
+    missing = [p for p in packages if found.get(p, "(none)") == "(none)"]
+    if missing:
+        raise CommandError(argv, f"no candidate version of {missing} (is apt's list current?)")
+    return [found[p] for p in packages]
+
+
 def apt_candidate(package: str, release: str | None = None) -> str:
-    argv = ["apt-cache"] + (["-t", release] if release else []) + ["policy", package]
-    match = re.search(r"Candidate:\s*(\S+)", run(argv, timeout=120))
-    if not match or match.group(1) == "(none)":
-        raise CommandError(argv, f"no candidate version of {package} (is apt's list current?)")
-    return match.group(1)
+    return apt_candidates([package], release)[0]
 
 
 def kernel_abi(release: str | None = None) -> str:
@@ -69,18 +100,26 @@ def kernel_abi(release: str | None = None) -> str:
 
 # ---------------------------------------------------------------- chroot
 
+
 @contextmanager
 def chroot_env(root: Path) -> Iterator[None]:
     """proc/sys/dev mounted, resolv.conf, services never started; all undone on exit."""
     mounted: list[Path] = []
     policy = root / "usr/sbin/policy-rc.d"
     try:
-        for fstype, src, rel in (("proc", "proc", "proc"), ("sysfs", "sysfs", "sys"),
-                                 ("bind", "/dev", "dev"), ("devpts", "devpts", "dev/pts")):
+        for fstype, src, rel in (
+            ("proc", "proc", "proc"),
+            ("sysfs", "sysfs", "sys"),
+            ("bind", "/dev", "dev"),
+            ("devpts", "devpts", "dev/pts"),
+        ):
             target = root / rel
             target.mkdir(parents=True, exist_ok=True)
-            argv = ["mount", "--bind", src, str(target)] if fstype == "bind" else \
-                ["mount", "-t", fstype, src, str(target)]
+            argv = (
+                ["mount", "--bind", src, str(target)]
+                if fstype == "bind"
+                else ["mount", "-t", fstype, src, str(target)]
+            )
             run(argv)
             mounted.append(target)
         resolv = root / "etc/resolv.conf"
@@ -98,22 +137,34 @@ def chroot_env(root: Path) -> Iterator[None]:
 
 
 def in_chroot(root: Path, *argv: str, log: Path, timeout: float = 1800, check: bool = True) -> str:
-    env = {"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
-           "HOME": "/root", "TMPDIR": "/tmp"}
+    env = {
+        "DEBIAN_FRONTEND": "noninteractive",
+        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+        "HOME": "/root",
+        "TMPDIR": "/tmp",
+    }
     with log.open("a") as fh:
         fh.write(f"\n### chroot: {' '.join(argv)}\n")
     return run(["chroot", str(root), *argv], env=env, log=log, timeout=timeout, check=check)
 
 
 def apt_install(root: Path, packages: list[str], log: Path, release: str | None = None) -> None:
-    argv = ["apt-get", "install", "-y", "-q", "--no-install-recommends",
-            "-o", "Dpkg::Options::=--force-confold"]
+    argv = [
+        "apt-get",
+        "install",
+        "-y",
+        "-q",
+        "--no-install-recommends",
+        "-o",
+        "Dpkg::Options::=--force-confold",
+    ]
     if release:
         argv += ["-t", release]
     in_chroot(root, *argv, *packages, log=log)
 
 
 # ---------------------------------------------------------------- stages
+
 
 @dataclass(frozen=True)
 class Kernels:
@@ -127,16 +178,25 @@ def resolve_kernels() -> Kernels:
 
 def stage_base() -> Artifact:
     debootstrap = run(["dpkg-query", "-W", "-f=${Version}", "debootstrap"])
-    key = key_of(source_of(stage_base), gf.APT_SOURCES, gf.DPKG_LEAN, debootstrap,
-                 apt_candidate("base-files"), apt_candidate("libc6"))
+    key = key_of(
+        source_of(stage_base),
+        gf.APT_SOURCES,
+        gf.DPKG_LEAN,
+        debootstrap,
+        apt_candidate("base-files"),
+        apt_candidate("libc6"),
+    )
     art = artifact("base", key)
     if art.done:
         return art
     log = stage_log("base")
     with building(art) as tmp:
         root = tmp / "root"
-        run(["debootstrap", "--variant=minbase", "--components=main,contrib", gf.SUITE, root, gf.MIRROR],
-            log=log, timeout=1800)
+        run(
+            ["debootstrap", "--variant=minbase", "--components=main,contrib", gf.SUITE, root, gf.MIRROR],
+            log=log,
+            timeout=1800,
+        )
         (root / "etc/apt/sources.list").unlink(missing_ok=True)
         (root / "etc/apt/sources.list.d/debian.sources").write_text(gf.APT_SOURCES)
         (root / "etc/dpkg/dpkg.cfg.d/01-bootagent-lean").write_text(gf.DPKG_LEAN)
@@ -196,8 +256,15 @@ def _prune_modules(root: Path, kver: str, log: Path) -> None:
 
 
 def _strip_tree(root: Path) -> None:
-    for rel in ("usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale",
-                "var/cache/apt", "var/cache/debconf/templates.dat-old", "var/log/apt"):
+    for rel in (
+        "usr/share/doc",
+        "usr/share/man",
+        "usr/share/info",
+        "usr/share/locale",
+        "var/cache/apt",
+        "var/cache/debconf/templates.dat-old",
+        "var/log/apt",
+    ):
         path = root / rel
         if path.is_dir():
             for child in path.iterdir():
@@ -235,12 +302,25 @@ def _zfs_modules_deb(workdir: Path) -> Path:
 
 
 def stage_root(base: Artifact, modules: Artifact, kver: str) -> Artifact:
-    versions = [apt_candidate(p) for p in GUEST_PACKAGES]
-    versions += [apt_candidate(p, gf.BACKPORTS) for p in GUEST_BACKPORTS_PACKAGES]
-    versions += [apt_candidate(f"linux-image-{kver}")]
-    key = key_of(source_of(stage_root, _configure_initramfs, _prune_modules, _strip_tree, _zfs_modules_deb,
-                           _untar_modules, _make_initramfs),
-                 Path(gf.__file__).read_text(), base.key, modules.key, kver, GUEST_PACKAGES, versions)
+    versions = apt_candidates([*GUEST_PACKAGES, f"linux-image-{kver}"])
+    versions += apt_candidates(GUEST_BACKPORTS_PACKAGES, gf.BACKPORTS)
+    key = key_of(
+        source_of(
+            stage_root,
+            _configure_initramfs,
+            _prune_modules,
+            _strip_tree,
+            _zfs_modules_deb,
+            _untar_modules,
+            _make_initramfs,
+        ),
+        Path(gf.__file__).read_text(),
+        base.key,
+        modules.key,
+        kver,
+        GUEST_PACKAGES,
+        versions,
+    )
     art = artifact("root", key)
     if art.done:
         return art
@@ -253,18 +333,32 @@ def stage_root(base: Artifact, modules: Artifact, kver: str) -> Artifact:
         deb = _zfs_modules_deb(root / "tmp")
         with chroot_env(root):
             # initramfs once at the end, not after every package
-            in_chroot(root, "sh", "-c", "mkdir -p /etc/initramfs-tools && echo update_initramfs=no"
-                      " > /etc/initramfs-tools/update-initramfs.conf", log=log)
+            in_chroot(
+                root,
+                "sh",
+                "-c",
+                "mkdir -p /etc/initramfs-tools && echo update_initramfs=no"
+                " > /etc/initramfs-tools/update-initramfs.conf",
+                log=log,
+            )
+            # a reboot must go through the firmware and GRUB, never kexec straight into a kernel
+            in_chroot(root, "sh", "-c", f"echo '{gf.DEBCONF_SELECTIONS}' | debconf-set-selections", log=log)
             apt_install(root, [f"/tmp/{deb.name}"], log)
             apt_install(root, [f"linux-image-{kver}", *GUEST_PACKAGES], log)
             apt_install(root, GUEST_BACKPORTS_PACKAGES, log, gf.BACKPORTS)
-            in_chroot(root, "sh", "-c", "echo update_initramfs=yes >"
-                      " /etc/initramfs-tools/update-initramfs.conf", log=log)
+            in_chroot(
+                root,
+                "sh",
+                "-c",
+                "echo update_initramfs=yes >" " /etc/initramfs-tools/update-initramfs.conf",
+                log=log,
+            )
             deb.unlink()
             in_chroot(root, "zgenhostid", "-f", gf.HOSTID, log=log)
             _configure_initramfs(root)
-            _write(root, "etc/systemd/system/serial-getty@ttyS0.service.d/autologin.conf",
-                   gf.SERIAL_AUTOLOGIN)
+            _write(
+                root, "etc/systemd/system/serial-getty@ttyS0.service.d/autologin.conf", gf.SERIAL_AUTOLOGIN
+            )
             _write(root, "etc/hostname", gf.HOSTNAME + "\n")
             _write(root, "etc/hosts", f"127.0.0.1 localhost\n127.0.1.1 {gf.HOSTNAME}\n")
             _write(root, "etc/fstab", gf.FSTAB)
@@ -299,9 +393,13 @@ def _mkfs_ext4_from(tree: Path, image: Path, label: str, log: Path, slack_mb: in
 
 def stage_gamma(root_art: Artifact, modules: Artifact, kver: str, old_kver: str) -> Artifact:
     """The guest root carrying the OTHER kernel (for the BE gamma), as an ext4 image."""
-    key = key_of(source_of(stage_gamma, _mkfs_ext4_from, _untar_modules, _make_initramfs),
-                 root_art.key, modules.key, kver,
-                 apt_candidate(f"linux-image-{kver}", gf.BACKPORTS))
+    key = key_of(
+        source_of(stage_gamma, _mkfs_ext4_from, _untar_modules, _make_initramfs),
+        root_art.key,
+        modules.key,
+        kver,
+        apt_candidate(f"linux-image-{kver}", gf.BACKPORTS),
+    )
     art = artifact("gamma", key)
     if art.done:
         return art
@@ -349,40 +447,81 @@ def stage_helper(root_art: Artifact, kver: str) -> Artifact:
 
 # ---------------------------------------------------------------- the disk
 
+
 def grub_cfg_text(default_be: str = ACTIVE_BE, pool: str = POOL) -> str:
     """Run grub.d/42_bootagent against an empty root prefix (it needs no ZFS on the host)."""
-    env = {"BOOTAGENT_ROOT": "/nonexistent-root", "BOOTAGENT_POOL": pool, "BOOTAGENT_DEFAULT_BE": default_be,
-           "BOOTAGENT_BES": " ".join(BE_NAMES)}
+    env = {
+        "BOOTAGENT_ROOT": "/nonexistent-root",
+        "BOOTAGENT_POOL": pool,
+        "BOOTAGENT_DEFAULT_BE": default_be,
+        "BOOTAGENT_BES": " ".join(BE_NAMES),
+    }
     return run(["sh", GRUB_D_SCRIPT], env=env, timeout=60)
 
 
 def install_grub(disk: Path, workdir: Path, log: Path) -> None:
     """GPT + BIOS GRUB + the ext4 partition p2 with GRUB's files, grub.cfg and grubenv; no grub-install."""
     run(["sgdisk", "-Z", disk], log=log)
-    run(["sgdisk",
-         f"-n1:{P1[0]}:{P1[1]}", "-t1:EF02", "-c1:biosboot",
-         f"-n2:{P2[0]}:{P2[1]}", "-t2:8300", "-c2:bootgrub",
-         f"-n3:{P3_START}:0", "-t3:BF00", "-c3:rpool", disk], log=log)
+    run(
+        [
+            "sgdisk",
+            f"-n1:{P1[0]}:{P1[1]}",
+            "-t1:EF02",
+            "-c1:biosboot",
+            f"-n2:{P2[0]}:{P2[1]}",
+            "-t2:8300",
+            "-c2:bootgrub",
+            f"-n3:{P3_START}:0",
+            "-t3:BF00",
+            "-c3:rpool",
+            disk,
+        ],
+        log=log,
+    )
     stage = workdir / "p2"
     mods = stage / "i386-pc"
     mods.mkdir(parents=True)
     for pattern in ("*.mod", "*.lst", "boot.img"):
         for src in Path("/usr/lib/grub/i386-pc").glob(pattern):
             shutil.copyfile(src, mods / src.name)
-    run(["grub-mkimage", "-O", "i386-pc", "-o", mods / "core.img", "-p", "(hd0,gpt2)",
-         "biosdisk", "part_gpt", "ext2"], log=log)
+    run(
+        [
+            "grub-mkimage",
+            "-O",
+            "i386-pc",
+            "-o",
+            mods / "core.img",
+            "-p",
+            "(hd0,gpt2)",
+            "biosdisk",
+            "part_gpt",
+            "ext2",
+        ],
+        log=log,
+    )
     (stage / "grub.cfg").write_text(grub_cfg_text())
     run(["grub-editenv", stage / "grubenv", "create"], log=log)
     run(["grub-editenv", stage / "grubenv", "set", f"bootagent_default={ACTIVE_BE}"], log=log)
     p2_image = workdir / "p2.ext4"
     p2_bytes = (P2[1] - P2[0] + 1) * SECTOR
     run(["mkfs.ext4", "-q", "-F", "-L", "bootgrub", "-d", stage, p2_image, str(p2_bytes // 1024)], log=log)
-    run(["dd", f"if={p2_image}", f"of={disk}", "bs=1M", f"seek={P2[0] * SECTOR // 2**20}",
-         "conv=notrunc,sparse", "status=none"], log=log)
+    run(
+        [
+            "dd",
+            f"if={p2_image}",
+            f"of={disk}",
+            "bs=1M",
+            f"seek={P2[0] * SECTOR // 2**20}",
+            "conv=notrunc,sparse",
+            "status=none",
+        ],
+        log=log,
+    )
     # grub-bios-setup guesses the "root device" from the directory holding core.img: that directory
     # must be on a device named in the device map, so mount p2 through an offset loop device.
-    loop = run(["losetup", "-f", "--show", "-o", str(P2[0] * SECTOR), "--sizelimit", str(p2_bytes),
-                disk]).strip()
+    loop = run(
+        ["losetup", "-f", "--show", "-o", str(P2[0] * SECTOR), "--sizelimit", str(p2_bytes), disk]
+    ).strip()
     mnt = workdir / "p2mnt"
     mnt.mkdir()
     try:
@@ -390,8 +529,10 @@ def install_grub(disk: Path, workdir: Path, log: Path) -> None:
         try:
             devmap = workdir / "device.map"
             devmap.write_text(f"(hd0) {disk}\n(hd1) {loop}\n")
-            run(["/usr/lib/grub/i386-pc/grub-bios-setup", "-d", mnt / "i386-pc", "-m", devmap, "-s", disk],
-                log=log)
+            run(
+                ["/usr/lib/grub/i386-pc/grub-bios-setup", "-d", mnt / "i386-pc", "-m", devmap, "-s", disk],
+                log=log,
+            )
         finally:
             run(["umount", mnt])
     finally:
@@ -493,47 +634,89 @@ zpool export @POOL@
 """
 
 
-def run_helper(helper: Artifact, disks: list[tuple[Path, str, bool]], share: Path, job: str,
-               log: Path, timeout: float = 1800) -> None:
+def run_helper(
+    helper: Artifact,
+    disks: list[tuple[Path, str, bool]],
+    share: Path,
+    job: str,
+    log: Path,
+    timeout: float = 1800,
+) -> None:
     """Boot the helper root directly (no GRUB), run job as a shell script, wait for power-off."""
     (share / "job.sh").write_text(job)
     (share / "rc").unlink(missing_ok=True)
     argv: list[str | Path] = [
-        "qemu-system-x86_64", "-machine", "pc", "-smp", "2", "-m", "2048", "-nographic", "-no-reboot",
-        "-kernel", helper.path / "vmlinuz", "-initrd", helper.path / "initrd.img",
-        "-append", "root=/dev/vda ro rootfstype=ext4 console=ttyS0,115200 panic=-1 "
-                   "init=/usr/local/sbin/testbed-helper-init",
+        "qemu-system-x86_64",
+        "-machine",
+        "pc",
+        "-smp",
+        "2",
+        "-m",
+        "2048",
+        "-nographic",
+        "-no-reboot",
+        "-kernel",
+        helper.path / "vmlinuz",
+        "-initrd",
+        helper.path / "initrd.img",
+        "-append",
+        "root=/dev/vda ro rootfstype=ext4 console=ttyS0,115200 panic=-1 "
+        "init=/usr/local/sbin/testbed-helper-init",
         # every disk through -device, in order: the root is /dev/vda
-        "-drive", f"file={helper.path / 'root.ext4'},format=raw,if=none,id=root,readonly=on",
-        "-device", "virtio-blk-pci,drive=root,serial=helperroot",
-        "-virtfs", f"local,path={share},mount_tag=share,security_model=none,id=share",
-        "-serial", f"file:{log}", "-monitor", "none",
+        "-drive",
+        f"file={helper.path / 'root.ext4'},format=raw,if=none,id=root,readonly=on",
+        "-device",
+        "virtio-blk-pci,drive=root,serial=helperroot",
+        "-virtfs",
+        f"local,path={share},mount_tag=share,security_model=none,id=share",
+        "-serial",
+        f"file:{log}",
+        "-monitor",
+        "none",
     ]
     for index, (path, serial, readonly) in enumerate(disks):
         fmt = "qcow2" if path.suffix == ".qcow2" else "raw"
         ro = ",readonly=on" if readonly else ""
-        argv += ["-drive", f"file={path},format={fmt},if=none,id=disk{index},cache=unsafe{ro}",
-                 "-device", f"virtio-blk-pci,drive=disk{index},serial={serial}"]
+        argv += [
+            "-drive",
+            f"file={path},format={fmt},if=none,id=disk{index},cache=unsafe{ro}",
+            "-device",
+            f"virtio-blk-pci,drive=disk{index},serial={serial}",
+        ]
     started = time.monotonic()
     try:
         with log.with_suffix(".qemu.log").open("wb") as qemu_log:
-            subprocess.run([str(a) for a in argv], stdin=subprocess.DEVNULL, stdout=qemu_log,
-                           stderr=qemu_log, timeout=timeout, check=False)
+            subprocess.run(
+                [str(a) for a in argv],
+                stdin=subprocess.DEVNULL,
+                stdout=qemu_log,
+                stderr=qemu_log,
+                timeout=timeout,
+                check=False,
+            )
     except subprocess.TimeoutExpired as exc:
         raise CommandError(argv, f"helper boot did not power off within {timeout:.0f} s; see {log}") from exc
     rc = (share / "rc").read_text().strip() if (share / "rc").exists() else "missing"
     say(f"helper job finished in {time.monotonic() - started:.0f} s with exit code {rc}")
     if rc != "0":
         qemu_errors = log.with_suffix(".qemu.log").read_text(errors="replace")[-2000:]
-        raise CommandError(argv, f"helper job failed (exit code {rc}); console log: {log}", None,
-                           qemu_errors)
+        raise CommandError(argv, f"helper job failed (exit code {rc}); console log: {log}", None, qemu_errors)
 
 
 def stage_disk(helper: Artifact, gamma: Artifact, kernels: Kernels) -> Artifact:
     grub_version = run(["dpkg-query", "-W", "-f=${Version}", "grub-pc-bin"])
-    key = key_of(source_of(stage_disk, install_grub, run_helper, grub_cfg_text), POOL_JOB, helper.key,
-                 gamma.key, grub_version, GRUB_D_SCRIPT.read_text(), gf.BOOTAGENT_YAML, gf.CONFIG_FILES,
-                 kernels, DISK_SIZE)
+    key = key_of(
+        source_of(stage_disk, install_grub, run_helper, grub_cfg_text),
+        POOL_JOB,
+        helper.key,
+        gamma.key,
+        grub_version,
+        GRUB_D_SCRIPT.read_text(),
+        gf.BOOTAGENT_YAML,
+        gf.CONFIG_FILES,
+        kernels,
+        DISK_SIZE,
+    )
     art = artifact("disk", key)
     if art.done:
         return art
@@ -548,10 +731,20 @@ def stage_disk(helper: Artifact, gamma: Artifact, kernels: Kernels) -> Artifact:
         (share / "bootagent.yaml").write_text(gf.BOOTAGENT_YAML)
         for name, text in gf.CONFIG_FILES.items():
             (share / "config" / name).write_text(text)
-        job = POOL_JOB.replace("@SERIAL@", DISK_SERIAL).replace("@POOL@", POOL).replace(
-            "@ACTIVE@", ACTIVE_BE).replace("@KVER1@", kernels.primary).replace("@KVER2@", kernels.other)
-        run_helper(helper, [(disk, DISK_SERIAL, False), (gamma.path / "gamma.ext4", "gammasrc", True)],
-                   share, job, stage_log("disk-console"))
+        job = (
+            POOL_JOB.replace("@SERIAL@", DISK_SERIAL)
+            .replace("@POOL@", POOL)
+            .replace("@ACTIVE@", ACTIVE_BE)
+            .replace("@KVER1@", kernels.primary)
+            .replace("@KVER2@", kernels.other)
+        )
+        run_helper(
+            helper,
+            [(disk, DISK_SERIAL, False), (gamma.path / "gamma.ext4", "gammasrc", True)],
+            share,
+            job,
+            stage_log("disk-console"),
+        )
         shutil.copyfile(share / "layout.txt", tmp / "layout.txt")
         shutil.rmtree(share)
     return art
@@ -559,12 +752,14 @@ def stage_disk(helper: Artifact, gamma: Artifact, kernels: Kernels) -> Artifact:
 
 # ---------------------------------------------------------------- all
 
+
 @dataclass(frozen=True)
 class Image:
     disk: Path
     helper: Path
     kernels: Kernels
     timings: dict[str, float]
+    artifacts: tuple[Path, ...]
 
 
 def build_image() -> Image:
@@ -600,4 +795,11 @@ def build_image() -> Image:
     disk = stage_disk(helper, gamma, kernels)
     timed("disk", t)
     say(f"image ready: {disk.path / 'disk.raw'}; stage times (s): {timings}")
-    return Image(disk=disk.path / "disk.raw", helper=helper.path, kernels=kernels, timings=timings)
+    chain = (base, mods1, mods2, root, gamma, helper, disk)
+    return Image(
+        disk=disk.path / "disk.raw",
+        helper=helper.path,
+        kernels=kernels,
+        timings=timings,
+        artifacts=tuple(a.path for a in chain),
+    )

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import inspect
 import os
-import shutil
+import textwrap
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,8 +33,9 @@ def key_of(*parts: Any) -> str:
 
 
 def source_of(*objects: Callable[..., Any]) -> str:
-    """The source text of functions (a stage's own script is part of its key)."""
-    return "\n".join(inspect.getsource(obj) for obj in objects)
+    """The code of functions, as a syntax tree dump (a stage's own script is part of its key;
+    comments and formatting are not)."""
+    return "\n".join(ast.dump(ast.parse(textwrap.dedent(inspect.getsource(obj)))) for obj in objects)
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,3 @@ def du(path: Path) -> int:
 
 def copy_tree(src: Path, dst: Path) -> None:
     run(["cp", "-a", str(src), str(dst)], timeout=900)
-
-
-def free_tree(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 HOSTNAME = "bootagent-vm"
+DEBCONF_SELECTIONS = "kexec-tools kexec-tools/load_kexec boolean false"
 # One hostid for every boot of the image (helper and real), so the pool never looks foreign.
 HOSTID = "0ba0b00d"
 

@@ -47,8 +47,17 @@ def image_format(path: Path) -> str:
 class Machine:
     """One guest on its own overlay over ``base``. The overlay survives power cuts and reboots."""
 
-    def __init__(self, base: Path, workdir: Path, *, share: Path | None = None, memory_mb: int = 2048,
-                 smp: int = 2, extra_args: list[str] | None = None, overlay: Path | None = None) -> None:
+    def __init__(
+        self,
+        base: Path,
+        workdir: Path,
+        *,
+        share: Path | None = None,
+        memory_mb: int = 2048,
+        smp: int = 2,
+        extra_args: list[str] | None = None,
+        overlay: Path | None = None,
+    ) -> None:
         self.base = base
         self.workdir = workdir
         self.share = share
@@ -79,18 +88,46 @@ class Machine:
         if self.running:
             raise MachineError("the machine is already running")
         if not self.overlay.exists():
-            run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(self.base),
-                 "-F", image_format(self.base), str(self.overlay)])
+            run(
+                [
+                    "qemu-img",
+                    "create",
+                    "-q",
+                    "-f",
+                    "qcow2",
+                    "-b",
+                    str(self.base),
+                    "-F",
+                    image_format(self.base),
+                    str(self.overlay),
+                ]
+            )
         for sock in (self._serial_path, self._qmp_path):
             sock.unlink(missing_ok=True)
         argv = [
-            "qemu-system-x86_64", "-machine", "pc", "-smp", str(self.smp), "-m", str(self.memory_mb),
-            "-display", "none", "-vga", "none", "-monitor", "none",
-            "-drive", f"file={self.overlay},format=qcow2,if=none,id=disk0,cache=writeback",
-            "-device", f"virtio-blk-pci,drive=disk0,serial={DISK_SERIAL}",
-            "-chardev", f"socket,id=ser0,path={self._serial_path},server=on,wait=on",
-            "-serial", "chardev:ser0",
-            "-qmp", f"unix:{self._qmp_path},server=on,wait=off",
+            "qemu-system-x86_64",
+            "-machine",
+            "pc",
+            "-smp",
+            str(self.smp),
+            "-m",
+            str(self.memory_mb),
+            "-display",
+            "none",
+            "-vga",
+            "none",
+            "-monitor",
+            "none",
+            "-drive",
+            f"file={self.overlay},format=qcow2,if=none,id=disk0,cache=writeback",
+            "-device",
+            f"virtio-blk-pci,drive=disk0,serial={DISK_SERIAL}",
+            "-chardev",
+            f"socket,id=ser0,path={self._serial_path},server=on,wait=on",
+            "-serial",
+            "chardev:ser0",
+            "-qmp",
+            f"unix:{self._qmp_path},server=on,wait=off",
         ]
         if self.share is not None:
             argv += ["-virtfs", f"local,path={self.share},mount_tag=share,security_model=none,id=share"]
@@ -187,8 +224,9 @@ class Machine:
     def __enter__(self) -> Machine:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
     # ------------------------------------------------------------ power
@@ -233,8 +271,10 @@ class Machine:
                     raise ConsoleClosed(f"console closed while waiting for {pattern!r}\n{self._buf[-3000:]}")
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise ConsoleTimeout(f"no {pattern!r} within {timeout:.0f} s\n--- console tail ---\n"
-                                         f"{self._buf[-3000:]}")
+                    raise ConsoleTimeout(
+                        f"no {pattern!r} within {timeout:.0f} s\n--- console tail ---\n"
+                        f"{self._buf[-3000:]}"
+                    )
                 self._cond.wait(min(remaining, 1.0))
 
     def send(self, keys: str) -> None:
@@ -255,8 +295,9 @@ class Machine:
             time.sleep(0.3)
         self.send("\r")
 
-    def wait_for_boot(self, timeout: float = BOOT_TIMEOUT, *, grub: bool = True,
-                      skip_menu: bool = True) -> None:
+    def wait_for_boot(
+        self, timeout: float = BOOT_TIMEOUT, *, grub: bool = True, skip_menu: bool = True
+    ) -> None:
         """Wait for the GRUB menu (optional), boot the default entry at once, wait for the root shell."""
         deadline = time.monotonic() + timeout
         if grub:
@@ -270,8 +311,9 @@ class Machine:
 
     def _setup_shell(self, timeout: float) -> None:
         # a plain, echo-free shell: no readline (it echoes by itself), no prompt, no console printk noise
-        self.sendline("exec env PS1= PS2= PROMPT_COMMAND= TERM=dumb HISTFILE=/dev/null"
-                      " bash --noediting --norc -i")
+        self.sendline(
+            "exec env PS1= PS2= PROMPT_COMMAND= TERM=dumb HISTFILE=/dev/null" " bash --noediting --norc -i"
+        )
         time.sleep(0.5)
         token = secrets.token_hex(4)
         self.sendline(f"stty -echo; dmesg -n 1; echo __REA''DY_{token}")

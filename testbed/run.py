@@ -19,8 +19,9 @@ StrPath = str | Path
 class CommandError(RuntimeError):
     """An external command failed, timed out or is missing."""
 
-    def __init__(self, argv: Sequence[StrPath], message: str, returncode: int | None = None,
-                 output: str = "") -> None:
+    def __init__(
+        self, argv: Sequence[StrPath], message: str, returncode: int | None = None, output: str = ""
+    ) -> None:
         self.argv = [str(a) for a in argv]
         self.returncode = returncode
         self.output = output
@@ -29,9 +30,17 @@ class CommandError(RuntimeError):
         super().__init__(text + (f"\n--- last output ---\n{tail}" if tail else ""))
 
 
-def run(argv: Sequence[StrPath], *, timeout: float = 600, env: Mapping[str, str] | None = None,
-        cwd: StrPath | None = None, capture: bool = True, check: bool = True,
-        stdin_data: bytes | None = None, log: Path | None = None) -> str:
+def run(
+    argv: Sequence[StrPath],
+    *,
+    timeout: float = 600,
+    env: Mapping[str, str] | None = None,
+    cwd: StrPath | None = None,
+    capture: bool = True,
+    check: bool = True,
+    stdin_data: bytes | None = None,
+    log: Path | None = None,
+) -> str:
     """Run argv (never through a shell); return its combined stdout+stderr as text.
 
     LC_ALL=C, stdin from /dev/null unless data is given, a timeout, one typed error.
