@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from bootagent.boot.cmdline import BootParams
 from bootagent.boot.session import MenuResult, RecoverySession
 from bootagent.config import Config
+from bootagent.tui.app import run_menu  # imported here, not lazily: the initramfs stages what this imports
+from bootagent.tui.lines import run_lines
 from bootagent.tui.owner import LOCK_PATH, menu_owner
 from bootagent.tui.settings import DEFAULT_COLS, DEFAULT_ROWS, MenuSettings
 
@@ -89,9 +91,6 @@ def run_interactive(
     lock_path: str = LOCK_PATH,
     printk: str = PRINTK,
 ) -> MenuResult:
-    from bootagent.tui.app import run_menu
-    from bootagent.tui.lines import run_lines
-
     settings = settings_for(
         config, params, term=os.environ.get("TERM"), encoding=getattr(sys.stdout, "encoding", None)
     )
