@@ -28,6 +28,10 @@ def zget(machine: Machine, prop: str, dataset: str) -> str:
     return machine.check(f"zfs get -H -p -o value {prop} {dataset}").strip()
 
 
+def bootfs(machine: Machine) -> str:
+    return machine.check("zpool get -H -o value bootfs rpool").strip()
+
+
 def znames(machine: Machine, kind: str, root: str = "rpool/ROOT") -> set[str]:
     return set(machine.check(f"zfs list -H -o name -t {kind} -r {root}").split())
 
@@ -149,7 +153,7 @@ def test_activate_and_activate_once(guest: Machine) -> None:
     m = guest
     ba(m, "activate alpha --once")
     assert "bootagent_once=alpha" in m.check("grub-editenv /boot/grub/grubenv list")
-    assert zget(m, "bootfs", "rpool") == "rpool/ROOT/beta"
+    assert bootfs(m) == "rpool/ROOT/beta"
     m.reboot()
     m.wait_for_boot()
     assert booted(m) == "rpool/ROOT/alpha"  # the trial
@@ -157,7 +161,7 @@ def test_activate_and_activate_once(guest: Machine) -> None:
     m.wait_for_boot()
     assert booted(m) == "rpool/ROOT/beta"  # and back
     ba(m, "activate gamma")
-    assert zget(m, "bootfs", "rpool") == "rpool/ROOT/gamma"
+    assert bootfs(m) == "rpool/ROOT/gamma"
     assert "bootagent_default=gamma" in m.check("grub-editenv /boot/grub/grubenv list")
     m.reboot()
     m.wait_for_boot()
@@ -170,7 +174,7 @@ def test_rollback_two_steps_roll_forward_and_destructive_rollback(guest: Machine
     result = ba_json(m, "rollback --steps 2")
     assert result == {"target": "beta@s2", "environment": "beta-s2", "destructive": False, "destroyed": []}
     assert zget(m, "origin", "rpool/ROOT/beta-s2") == "rpool/ROOT/beta@s2"
-    assert zget(m, "bootfs", "rpool") == "rpool/ROOT/beta-s2"
+    assert bootfs(m) == "rpool/ROOT/beta-s2"
     m.reboot()
     m.wait_for_boot()
     assert booted(m) == "rpool/ROOT/beta-s2"
