@@ -10,8 +10,10 @@ pytestmark = [pytest.mark.vm, pytest.mark.timeout(3600)]
 
 
 def booted(machine: Machine) -> tuple[str, str]:
-    return (machine.check("findmnt -n -o SOURCE /").strip(),
-            machine.check("cat /etc/bootagent-testbed/marker").strip())
+    return (
+        machine.check("findmnt -n -o SOURCE /").strip(),
+        machine.check("cat /etc/bootagent-testbed/marker").strip(),
+    )
 
 
 def test_once_boots_alpha_then_the_default_again(machine: Machine) -> None:
@@ -44,3 +46,15 @@ def test_gamma_boots_its_own_kernel(machine: Machine) -> None:
     gamma_kernel = machine.check("uname -r").strip()
     assert gamma_kernel != beta_kernel
     assert machine.check("zfs get -H -o value org.bootagent:kernel rpool/ROOT/gamma").strip() == gamma_kernel
+
+
+def test_invalid_once_falls_back_to_the_persistent_default(machine: Machine) -> None:
+    machine.start()
+    machine.wait_for_boot()
+    machine.check("grub-editenv /boot/grub/grubenv set bootagent_default=alpha bootagent_once=no-such-be")
+    machine.reboot()
+    machine.wait_for_boot()
+    assert booted(machine) == ("rpool/ROOT/alpha", "alpha")
+    env = machine.check("grub-editenv /boot/grub/grubenv list").split()
+    assert "bootagent_once=no-such-be" not in env
+    assert "bootagent_default=alpha" in env
