@@ -192,6 +192,10 @@ def main(argv: list[str] | None = None) -> int:
     if params.mode is AgentMode.OFF or params.kexeced:
         return int(Exit.CONTINUE)
     console = sys.stdout
+    if params.serial_console and os.environ.get("TERM", "linux") == "linux":
+        # the kernel says TERM=linux on every console; a serial line is a vt220 at best (and a
+        # terminal emulator on the other end of IPMI serial-over-LAN understands that too)
+        os.environ["TERM"] = "vt220"
     setup_logging(params, console)
     for problem in params.problems:
         LOG.warning("kernel command line: %s", problem)

@@ -134,3 +134,15 @@ def test_hook_never_fails_the_image_build(tmp_path: Path) -> None:
     )
     assert result.returncode == 0
     assert "the image boots without it" in result.stderr
+
+
+def test_other_consoles_are_told_where_the_menu_is(tmp_path: Path) -> None:
+    root = fake_root(
+        tmp_path, "root=ZFS=rpool/ROOT/beta console=tty0 console=ttyS0,115200n8 bootagent=menu", [0]
+    )
+    (root / "dev/tty1").write_text("")
+    (root / "dev/ttyS0").write_text("")
+    assert run_premount(root).returncode == 0
+    assert (root / "dev/tty1").read_text() == "bootagent: the recovery menu is on the console ttyS0\n"
+    assert (root / "dev/ttyS0").read_text() == ""
+    assert calls(root) == ["-S -m bootagent.boot.main"]
