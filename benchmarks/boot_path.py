@@ -22,9 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from testbed.agent import build_agent_layer  # noqa: E402
-from testbed.build import build_image  # noqa: E402
-from testbed.machine import Machine  # noqa: E402
+from testbed.agent import build_agent_layer
+from testbed.build import build_image
+from testbed.machine import Machine
 
 HOOK = "/usr/share/initramfs-tools/hooks/bootagent"
 
