@@ -10,7 +10,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TextIO
 
 from bootagent import __version__
@@ -187,7 +187,7 @@ def cmd_list(ctx: Context, args: argparse.Namespace) -> Output:
     if args.environment:
         env = inv.find(args.environment)
         data = render.environment_json(inv, env)
-        filtered = type(inv)(inv.pool, inv.root, (env,), inv.state, inv.boot_choice)
+        filtered = replace(inv, environments=(env,))
         return Output(data, render.inventory_text(filtered, snapshots=True))
     return Output(render.inventory_json(inv), render.inventory_text(inv, snapshots=args.snapshots))
 
