@@ -25,19 +25,31 @@ dpkg --force-confold --force-confdef -i $DEB
 hooks=$(dpkg -L bootagent | grep -c '^/usr/share/initramfs-tools/' || true)
 booted=$(findmnt -n -o SOURCE /)
 pool=${booted%%/*}
+rm -f /tmp/initramfs-*
+# every BE's initramfs is rebuilt in parallel (they are the slow part: ~75 s each under TCG)
 for be in $(zfs list -H -o name -r -d 1 "$pool/ROOT" | grep "^$pool/ROOT/"); do
     [ "$be" = "$booted" ] && continue
-    mkdir -p /mnt/be
-    mount -t zfs -o zfsutil "$be" /mnt/be
-    dpkg --root=/mnt/be --force-confold --force-confdef -i $DEB
+    m=/mnt/be-${be##*/}
+    mkdir -p $m
+    mount -t zfs -o zfsutil "$be" $m
+    dpkg --root=$m --force-confold --force-confdef -i $DEB
     if [ "$hooks" -gt 0 ]; then
-        for d in dev proc sys; do mount --bind /$d /mnt/be/$d; done
-        chroot /mnt/be update-initramfs -u -k all
-        for d in sys proc dev; do umount /mnt/be/$d; done
+        for d in dev proc sys; do mount --bind /$d $m/$d; done
+        (chroot $m update-initramfs -u -k all >/tmp/initramfs-${be##*/}.log 2>&1;
+         echo $? >/tmp/initramfs-${be##*/}.rc) &
     fi
-    umount /mnt/be
 done
-if [ "$hooks" -gt 0 ]; then update-initramfs -u -k all; fi
+if [ "$hooks" -gt 0 ]; then
+    (update-initramfs -u -k all >/tmp/initramfs-booted.log 2>&1; echo $? >/tmp/initramfs-booted.rc) &
+fi
+wait
+for log in /tmp/initramfs-*.log; do [ -e "$log" ] && cat "$log"; done
+for rc in /tmp/initramfs-*.rc; do [ -e "$rc" ] && [ "$(cat "$rc")" = 0 ]; done
+for m in /mnt/be-*; do
+    [ -d "$m" ] || continue
+    for d in sys proc dev; do umount $m/$d 2>/dev/null || true; done
+    umount $m
+done
 # grub.cfg from the installed generator, as an administrator would (grub-mkconfig would also run
 # 10_linux, which cannot probe a ZFS root here)
 /etc/grub.d/42_bootagent > /boot/grub/grub.cfg.new

@@ -114,6 +114,8 @@ class Machine:
             str(self.memory_mb),
             "-display",
             "none",
+            "-nic",
+            "none",
             "-vga",
             "none",
             "-monitor",
