@@ -77,6 +77,24 @@ Description: early-boot recovery agent and boot-environment manager for ZFS-root
  Manages ZFS boot environments, integrates with GRUB through grubenv and offers a
  recovery menu at boot.
 EOF
+# Byte-compile on install and clean on removal, as Debian's python3 packages do, so no stray
+# __pycache__ is left that dpkg does not own.
+cat > "$pkgdir/DEBIAN/postinst" <<'SCRIPT'
+#!/bin/sh
+set -e
+if [ "$1" = configure ] && command -v py3compile >/dev/null 2>&1; then
+    py3compile -p bootagent
+fi
+SCRIPT
+cat > "$pkgdir/DEBIAN/prerm" <<'SCRIPT'
+#!/bin/sh
+set -e
+if command -v py3clean >/dev/null 2>&1; then
+    py3clean -p bootagent
+fi
+SCRIPT
+chmod 0755 "$pkgdir/DEBIAN/postinst" "$pkgdir/DEBIAN/prerm"
+
 if [ -n "$conffiles" ]; then
     printf '%s\n' "$conffiles" | sed '/^$/d' > "$pkgdir/DEBIAN/conffiles"
 fi
