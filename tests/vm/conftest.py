@@ -43,9 +43,9 @@ def vm_base() -> Path:
     if given:
         return Path(given)
     if os.geteuid() != 0:
-        pytest.skip("the VM test bed needs root (debootstrap, chroot, mounts)")
+        pytest.fail("the VM test bed needs root (debootstrap, chroot, mounts); run it as root")
     if shutil.which("qemu-system-x86_64") is None:
-        pytest.skip("qemu-system-x86_64 is not installed (scripts/setup-host.sh)")
+        pytest.fail("qemu-system-x86_64 is not installed: run scripts/setup-host.sh")
     from testbed.agent import build_agent_layer
     from testbed.build import build_image
 
