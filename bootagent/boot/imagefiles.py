@@ -18,7 +18,6 @@ import py_compile
 import shutil
 import subprocess
 import sys
-import sysconfig
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -52,9 +51,8 @@ AGENT_MODULES = (
     "difflib",
     "random",
     "shlex",
-    "encodings.ascii",
-    "encodings.latin_1",
-    "encodings.utf_8",
+    "encodings",
+    "bootagent.boot.imagefiles",
 )
 
 TERMINFO = ("l/linux", "v/vt100", "v/vt102", "v/vt220", "x/xterm", "d/dumb")
@@ -71,9 +69,40 @@ for name in sys.argv[1:]:
         importlib.import_module(name)
     except Exception as exc:  # report, do not stop: the agent lives without optional pieces
         failed.append(f"{name}: {type(exc).__name__}: {exc}")
+try:  # run the code paths that import lazily (config parsing, terminal set-up, formatting)
+    import bootagent.boot.imagefiles as images
+    images.exercise()
+except Exception as exc:
+    failed.append(f"exercise: {type(exc).__name__}: {exc}")
 files = sorted({m.__file__ for m in list(sys.modules.values()) if getattr(m, "__file__", None)})
 json.dump({"files": files, "failed": failed}, sys.stdout)
 """
+
+
+def exercise() -> None:
+    """Touch what the agent does at run time without ZFS, so lazy imports show up in sys.modules."""
+    import datetime
+    import io
+    import json
+    import tempfile
+    import uuid
+
+    from bootagent.boot.cmdline import parse_cmdline
+    from bootagent.config import load_config
+
+    parse_cmdline('root=ZFS=rpool/ROOT/a bootagent=menu bootagent.timeout=5 console=ttyS0,115200n8 x="y z"')
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "c.yaml")
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write("pool: rpool\nretention:\n  keep_count: 3\nbogus: [1, 2]\n")
+        load_config(path, strict=False)
+    load_config(None, strict=False)
+    json.loads(json.dumps({"t": datetime.datetime.now().astimezone().isoformat(), "u": uuid.uuid4().hex}))
+    import blessed
+
+    term = blessed.Terminal(kind="vt220", stream=io.StringIO(), force_styling=True)
+    term.move_xy(1, 1) + term.clear + term.reverse("x") + term.normal
+    "é".encode("utf-8-sig").decode("utf-8-sig")
 
 
 def loaded_module_files(
@@ -111,6 +140,9 @@ def stage(destdir: str, *, python: str = "/usr/bin/python3") -> list[str]:
         print(f"bootagent hook: warning: {problem}", file=sys.stderr)
     elf: list[str] = []
     dest = Path(destdir)
+    encodings_dir = next((Path(f).parent for f in files if f.endswith("/encodings/__init__.py")), None)
+    if encodings_dir is not None:  # codecs are looked up by name at run time: ship them all
+        files = sorted({*files, *(str(p) for p in encodings_dir.glob("*.py"))})
     for f in [*files, *package_data(files)]:
         src = Path(f)
         if src.suffix == ".so" or ".so." in src.name:
@@ -125,10 +157,10 @@ def stage(destdir: str, *, python: str = "/usr/bin/python3") -> list[str]:
             )
         else:
             shutil.copy2(src, target)
-    # the interpreter's own landmarks (os.pyc is found by the module scan; lib-dynload must exist)
-    (dest / Path(sysconfig.get_path("platstdlib")).relative_to("/") / "lib-dynload").mkdir(
-        parents=True, exist_ok=True
-    )
+    # the interpreter's landmarks: os.pyc (found by the module scan) and a lib-dynload beside it
+    stdlib = next((Path(f).parent for f in files if f.endswith("/os.py")), None)
+    if stdlib is not None:
+        (dest / stdlib.relative_to("/") / "lib-dynload").mkdir(parents=True, exist_ok=True)
     for name in TERMINFO:
         for base in TERMINFO_DIRS:
             src = Path(base) / name

@@ -183,6 +183,18 @@ def ask(console: TextIO, prompt: str, stdin: TextIO | None = None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Never raises: whatever fails, the boot goes on (exit 0) after saying why."""
+    try:
+        return _main()
+    except Exception as exc:
+        sys.stdout.write(
+            f"bootagent: internal error ({type(exc).__name__}: {exc}); continuing the normal boot\r\n"
+        )
+        logging.getLogger("bootagent.boot").exception("the boot agent failed")
+        return int(Exit.CONTINUE)
+
+
+def _main() -> int:
     started = time.monotonic()
     cmdline_path = os.environ.get("BOOTAGENT_CMDLINE", "/proc/cmdline")
     try:

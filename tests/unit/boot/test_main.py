@@ -214,3 +214,20 @@ def test_main_is_silent_and_instant_without_the_parameter(
     cmdline.write_text("root=ZFS=rpool/ROOT/beta ro quiet\n")
     monkeypatch.setenv("BOOTAGENT_CMDLINE", str(cmdline))
     assert main() == 0
+
+
+def test_main_never_raises(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cmdline = tmp_path / "cmdline"
+    cmdline.write_text("root=ZFS=rpool/ROOT/beta bootagent=menu\n")
+    monkeypatch.setenv("BOOTAGENT_CMDLINE", str(cmdline))
+
+    def broken(*_: object, **__: object) -> None:
+        raise LookupError("unknown encoding: utf-8-sig")
+
+    monkeypatch.setattr("bootagent.boot.main.load_config", broken)
+    assert main() == 0
+    assert "internal error (LookupError: unknown encoding: utf-8-sig); continuing the normal boot" in (
+        capsys.readouterr().out
+    )
