@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import py_compile
 import shutil
@@ -80,29 +81,93 @@ json.dump({"files": files, "failed": failed}, sys.stdout)
 
 
 def exercise() -> None:
-    """Touch what the agent does at run time without ZFS, so lazy imports show up in sys.modules."""
+    """Touch what the agent does at run time without ZFS, so lazy imports show up in sys.modules:
+    the config, the command line, the ZFS adapters' construction, the journal, and the menu's state machine
+    and renderer over a small inventory."""
     import datetime
     import io
     import json
     import tempfile
     import uuid
 
-    from bootagent.boot.cmdline import parse_cmdline
-    from bootagent.config import load_config
+    import blessed
 
-    parse_cmdline('root=ZFS=rpool/ROOT/a bootagent=menu bootagent.timeout=5 console=ttyS0,115200n8 x="y z"')
+    from bootagent.boot.cmdline import parse_cmdline
+    from bootagent.bootstate import BootChoice
+    from bootagent.config import load_config
+    from bootagent.environments import Inventory
+    from bootagent.journal import Journal, Outcome
+    from bootagent.model import Actor, BootEnvironment, BootState, CreatedBy, PoolHealth, PoolInfo, Snapshot
+    from bootagent.tui import render as tui_render
+    from bootagent.tui.app import initial_state
+    from bootagent.tui.settings import MenuSettings
+    from bootagent.zfs.backend import ZfsSystem
+    from bootagent.zfs.lzc import Lzc
+
+    logging.disable(logging.CRITICAL)  # the error paths run too; their messages are not for this output
+    params = parse_cmdline("root=ZFS=rpool/ROOT/a bootagent=menu bootagent.timeout=5 console=ttyS0,115200n8")
+    ZfsSystem()
+    Lzc().available()
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "c.yaml")
         with open(path, "w", encoding="utf-8") as fh:
             fh.write("pool: rpool\nretention:\n  keep_count: 3\nbogus: [1, 2]\n")
-        load_config(path, strict=False)
-    load_config(None, strict=False)
+        config = load_config(path, strict=False).config
+        journal = Journal(tmp, actor=Actor.AGENT)
+        with journal.operation("exercise", "a"):
+            pass
+        journal.record("exercise", "a", Outcome.INTENT)
+        journal.pending()
     json.loads(json.dumps({"t": datetime.datetime.now().astimezone().isoformat(), "u": uuid.uuid4().hex}))
-    import blessed
+    "é".encode("utf-8-sig").decode("utf-8-sig")
 
+    snap = Snapshot("a", "rpool/ROOT/a", "s1", 1, 10, 1 << 20, 1 << 30, "first ü", CreatedBy.MANUAL, False)
+    env = BootEnvironment(
+        "a",
+        "rpool/ROOT/a",
+        1,
+        1 << 30,
+        1 << 30,
+        None,
+        "/",
+        False,
+        "6.1.0-1-amd64",
+        "system",
+        CreatedBy.MANUAL,
+        False,
+        2,
+        None,
+        (snap,),
+    )
+    inventory = Inventory(
+        PoolInfo("rpool", PoolHealth.ONLINE, 1 << 34, 1 << 33, True, "rpool/ROOT/a"),
+        "rpool/ROOT",
+        (env,),
+        BootState("a", None, None, "a"),
+        BootChoice(None, None, False, False),
+    )
+
+    class Session:
+        def inventory(self) -> Inventory:
+            return inventory
+
+        def default_environment(self) -> str | None:
+            return "a"
+
+        def journal(self, limit: int) -> list[object]:
+            return []
+
+    for ascii_only in (True, False):
+        settings = MenuSettings.from_console(config.console, serial=ascii_only, term="vt220", timeout=5)
+        state = initial_state(Session(), settings, 0.0)  # type: ignore[arg-type]
+        for key in ("+", "j", "?", "q", "r", "q", "l"):
+            state.handle(key)
+        glyphs = tui_render.ASCII if ascii_only else tui_render.UNICODE
+        tui_render.render(state, tui_render.Size(24, 80), glyphs, ascii_only=ascii_only)
     term = blessed.Terminal(kind="vt220", stream=io.StringIO(), force_styling=True)
     term.move_xy(1, 1) + term.clear + term.reverse("x") + term.normal
-    "é".encode("utf-8-sig").decode("utf-8-sig")
+    del params
+    logging.disable(logging.NOTSET)
 
 
 def loaded_module_files(

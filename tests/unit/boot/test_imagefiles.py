@@ -83,3 +83,49 @@ def test_grubenv_conf_is_empty_on_zfs_or_unknown(tmp_path: Path) -> None:
     fake.write_text("#!/bin/sh\necho - zfs /\n")
     assert imagefiles.grubenv_conf("/boot/grub/grubenv", findmnt=str(fake)) == ""
     assert imagefiles.grubenv_conf("/boot/grub/grubenv", findmnt=str(tmp_path / "missing")) == ""
+
+
+def _copy_with_libraries(path: str, dest: Path) -> None:
+    """What initramfs-tools' copy_exec does: the file and the shared libraries ldd names."""
+    import shutil
+    import subprocess
+
+    todo = [path]
+    out = subprocess.run(["ldd", path], capture_output=True, text=True, check=False).stdout
+    todo += [w for w in out.split() if w.startswith("/")]
+    for f in todo:
+        target = dest / f.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(f, target)
+
+
+def test_the_staged_tree_runs_on_its_own(staged: tuple[Path, list[str]], tmp_path: Path) -> None:
+    """Like the initramfs: only what was staged, nothing of the host's Python. Runs the agent's code paths."""
+    import os
+    import shutil
+    import subprocess
+
+    dest, elf = staged
+    root = tmp_path / "root"
+    shutil.copytree(dest, root, symlinks=True)
+    for f in elf:
+        _copy_with_libraries(f, root)
+    (root / "tmp").mkdir(exist_ok=True)
+    python = next(p for p in elf if p.endswith("/python3.11"))
+    code = (
+        "import sys; sys.path[:0] = [" + repr(str(REPO)) + ", '/usr/lib/python3/dist-packages']\n"
+        "import bootagent.boot.main, bootagent.tui.launch\n"
+        "from bootagent.boot.imagefiles import exercise\n"
+        "exercise(); print('staged tree OK')\n"
+    )
+    result = subprocess.run(
+        ["/usr/sbin/chroot", str(root), python, "-S", "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={"PATH": "/usr/bin:/bin", "TERMINFO": "/lib/terminfo", "LC_ALL": "C", "HOME": "/"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "staged tree OK"
+    assert os.geteuid() == 0  # chroot needs root: the test bed and CI run as root
