@@ -102,12 +102,15 @@ def exercise() -> None:
     from bootagent.tui.app import initial_state
     from bootagent.tui.settings import MenuSettings
     from bootagent.zfs.backend import ZfsSystem
+    from bootagent.zfs.channel import load_program
     from bootagent.zfs.lzc import Lzc
 
     logging.disable(logging.CRITICAL)  # the error paths run too; their messages are not for this output
     params = parse_cmdline("root=ZFS=rpool/ROOT/a bootagent=menu bootagent.timeout=5 console=ttyS0,115200n8")
     ZfsSystem()
     Lzc().available()
+    for program in ("list_tree.lua", "destroy.lua", "rollback_newer.lua", "set_user.lua"):
+        load_program(program)
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "c.yaml")
         with open(path, "w", encoding="utf-8") as fh:

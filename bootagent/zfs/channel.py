@@ -11,7 +11,7 @@ import logging
 import os
 from collections.abc import Mapping, Sequence
 from functools import cache
-from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from bootagent.errors import BootagentError, IncompleteError, NotFoundError, RefusedError, ZfsError
@@ -29,8 +29,9 @@ LIST_MEMLIMIT = 64 * 1024 * 1024
 
 @cache
 def load_program(name: str) -> str:
-    """The text of a shipped Lua program, e.g. 'list_tree.lua'."""
-    return resources.files("bootagent.zfs").joinpath("lua", name).read_text(encoding="utf-8")
+    """The text of a shipped Lua program, e.g. 'list_tree.lua' (a plain file beside this module: the
+    initramfs has no importlib.resources readers)."""
+    return (Path(__file__).resolve().parent / "lua" / name).read_text(encoding="utf-8")
 
 
 def pool_of(name: str) -> str:
