@@ -78,28 +78,33 @@ def test_boot_a_snapshot_as_a_new_environment(machine: Machine) -> None:
 
 def test_roll_back_two_steps_then_forward_again(machine: Machine) -> None:
     machine.start()
+    machine.wait_for_boot()
+    for step, name in ((5, "c1"), (6, "c2")):  # two checkpoints, then a newer state
+        machine.check(f"echo {step} > /etc/bootagent-testbed/step && bootagent checkpoint -n {name}")
+    machine.check("echo 7 > /etc/bootagent-testbed/step")
+    machine.reboot()
     open_menu(machine)
-    # 2 = beta; r opens its history: 1 = beta@s3, 2 = beta@s2; Enter after the digit confirms the row,
+    # 2 = beta; r opens its history: 1 = beta@c2, 2 = beta@c1; Enter after the digit confirms the row,
     # the next Enter rolls back (non-destructive: a new environment)
     keys(machine, "2", "r", "2", "\r", "\r")
-    machine.expect("beta-s2", 300)
-    time.sleep(2)
+    machine.expect("beta-c1", 300)
+    time.sleep(3)
     keys(machine, "b")  # the new environment is selected after the rollback
     machine.wait_for_boot(grub=False)
-    assert booted(machine) == ("rpool/ROOT/beta-s2", "beta", "2")
-    assert machine.check("zpool get -H -o value bootfs rpool").strip() == "rpool/ROOT/beta-s2"
-    assert "bootagent_default=beta-s2" in machine.check("grub-editenv /boot/grub/grubenv list")
+    assert booted(machine) == ("rpool/ROOT/beta-c1", "beta", "5")
+    assert machine.check("zpool get -H -o value bootfs rpool").strip() == "rpool/ROOT/beta-c1"
+    assert "bootagent_default=beta-c1" in machine.check("grub-editenv /boot/grub/grubenv list")
 
-    # roll forward from the menu again: select beta-s2 (row 4: alpha, beta, gamma, beta-s2), f, y
+    # roll forward from the menu: select beta-c1 (row 4: alpha, beta, gamma, beta-c1), f, y
     machine.reboot()
     open_menu(machine)
     keys(machine, "4", "f")
-    machine.expect("Roll beta-s2 forward", 30)
+    machine.expect("Roll beta-c1 forward", 30)
     keys(machine, "y")
-    time.sleep(5)
+    time.sleep(8)
     keys(machine, "2", "b")
     machine.wait_for_boot(grub=False)
-    assert booted(machine) == ("rpool/ROOT/beta", "beta", "4")
+    assert booted(machine) == ("rpool/ROOT/beta", "beta", "7")
     assert machine.check("zpool get -H -o value bootfs rpool").strip() == "rpool/ROOT/beta"
 
 

@@ -171,23 +171,30 @@ def test_activate_and_activate_once(guest: Machine) -> None:
 
 def test_rollback_two_steps_roll_forward_and_destructive_rollback(guest: Machine) -> None:
     m = guest
+    # checkpoints taken by bootagent itself (the image's own snapshots predate the package, so an
+    # environment cloned from them would have no bootagent command to roll forward with)
+    m.check("echo 5 > /etc/bootagent-testbed/step")
+    ba(m, "checkpoint -n c1")
+    m.check("echo 6 > /etc/bootagent-testbed/step")
+    ba(m, "checkpoint -n c2")
+    m.check("echo 7 > /etc/bootagent-testbed/step")
     result = ba_json(m, "rollback --steps 2")
-    assert result == {"target": "beta@s2", "environment": "beta-s2", "destructive": False, "destroyed": []}
-    assert zget(m, "origin", "rpool/ROOT/beta-s2") == "rpool/ROOT/beta@s2"
-    assert bootfs(m) == "rpool/ROOT/beta-s2"
+    assert result == {"target": "beta@c1", "environment": "beta-c1", "destructive": False, "destroyed": []}
+    assert zget(m, "origin", "rpool/ROOT/beta-c1") == "rpool/ROOT/beta@c1"
+    assert bootfs(m) == "rpool/ROOT/beta-c1"
     m.reboot()
     m.wait_for_boot()
-    assert booted(m) == "rpool/ROOT/beta-s2"
-    assert m.check("cat /etc/bootagent-testbed/step").strip() == "2"
+    assert booted(m) == "rpool/ROOT/beta-c1"
+    assert m.check("cat /etc/bootagent-testbed/step").strip() == "5"
     # nothing was lost: beta and its snapshots are all there
-    assert {"rpool/ROOT/beta@s1", "rpool/ROOT/beta@s2", "rpool/ROOT/beta@s3"} <= znames(m, "snapshot")
+    assert {"rpool/ROOT/beta@c1", "rpool/ROOT/beta@c2", "rpool/ROOT/beta@s3"} <= znames(m, "snapshot")
 
     forward = ba_json(m, "rollforward")
     assert forward == {"environment": "beta", "source": "beta", "created": False}
     m.reboot()
     m.wait_for_boot()
     assert booted(m) == "rpool/ROOT/beta"
-    assert m.check("cat /etc/bootagent-testbed/step").strip() == "4"
+    assert m.check("cat /etc/bootagent-testbed/step").strip() == "7"
 
     # destructive, in place, on an environment that is not running; refused on the running one
     assert "running system" in ba(m, "rollback --steps 1 --destroy-newer --yes", code=5)
