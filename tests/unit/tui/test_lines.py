@@ -120,7 +120,7 @@ def test_countdown_over_a_pipe_expires_and_boots(tmp_path: Path) -> None:
         started = time.monotonic()
         result = run_lines(FakeSession(tmp_path), MenuSettings(term="dumb", timeout=2), stdin, out)
     os.close(write_fd)
-    assert 1.5 < time.monotonic() - started < 4
+    assert time.monotonic() - started >= 1.5  # it did wait for the countdown (no upper bound: no timing test)
     assert result.exit is MenuExit.BOOT
     assert "Booting beta in 2 s; type anything and Enter to stop: 2 1" in out.getvalue()
 
