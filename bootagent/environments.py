@@ -476,8 +476,8 @@ class BootEnvironments:
                 return f"its snapshot {snap.label} is protected: {blocker}"
         return None
 
-    def destroy(self, targets: Sequence[str]) -> list[str]:
-        inv = self.inventory()
+    def check_destroyable(self, inv: Inventory, targets: Sequence[str]) -> None:
+        """Raise RefusedError naming every target that may not be destroyed, and why."""
         refusals = [f"{t}: {why}" for t in targets if (why := self.destroy_refusal(inv, t)) is not None]
         if refusals:
             raise RefusedError(
@@ -485,6 +485,10 @@ class BootEnvironments:
                 hint="activate another environment first, or clear the keep flag with "
                 "'bootagent keep --off NAME'",
             )
+
+    def destroy(self, targets: Sequence[str]) -> list[str]:
+        inv = self.inventory()
+        self.check_destroyable(inv, targets)
         names: list[str] = []
         for target in targets:
             env_name, snap_name = split_target(target)

@@ -257,13 +257,7 @@ def cmd_rollforward(ctx: Context, args: argparse.Namespace) -> Output:
 
 def cmd_destroy(ctx: Context, args: argparse.Namespace) -> Output:
     inv = ctx.envs.inventory()
-    refusals = [f"{t}: {why}" for t in args.targets if (why := ctx.envs.destroy_refusal(inv, t))]
-    if refusals:
-        raise RefusedError(
-            "refusing to destroy (nothing was changed):\n  " + "\n  ".join(refusals),
-            hint="activate another environment first, "
-            "or clear the keep flag with 'bootagent keep --off NAME'",
-        )
+    ctx.envs.check_destroyable(inv, args.targets)  # refuse before asking for a confirmation
     confirm("destroy", f"Destroy {', '.join(args.targets)}?", assume_yes=args.yes)
     names = ctx.envs.destroy(args.targets)
     return Output({"destroyed": names}, "destroyed " + ", ".join(names))
