@@ -16,7 +16,8 @@ JOURNAL = "/var/lib/bootagent/journal.jsonl"
 
 def cut_after_intent(machine: Machine, command: str, action: str) -> None:
     """Start `command` in the guest and pull the plug as soon as its intent is in the journal."""
-    machine.check(f"touch {JOURNAL}; wc -l < {JOURNAL} > /tmp/lines")
+    # the file must be on disk before the cut: a fresh, unsynced file would vanish with it
+    machine.check(f"touch {JOURNAL}; sync; wc -l < {JOURNAL} > /tmp/lines")
     machine.sendline(
         f"({command} >/dev/null 2>&1 &); "
         f"while ! tail -n +$(( $(cat /tmp/lines) + 1 )) {JOURNAL} "
