@@ -50,7 +50,12 @@ copy_dir() { # SRC_DIR DEST_DIR MODE: the regular files of SRC_DIR, if any
     done
 }
 copy_dir "$here/grub.d" "$pkgdir/etc/grub.d" 0755
-copy_dir "$here/initramfs-hooks/hooks" "$pkgdir/usr/share/initramfs-tools/hooks" 0755
+# The agent's own image is built by bootagent-mkinitrd, which update-initramfs runs after every update through
+# its post-update.d hook; the ordinary initramfs only gets the init-premount script.
+install -D -m 0755 "$here/initramfs-hooks/bootagent-mkinitrd" "$pkgdir/usr/sbin/bootagent-mkinitrd"
+install -D -m 0755 "$here/initramfs-hooks/post-update.d/bootagent" "$pkgdir/etc/initramfs/post-update.d/bootagent"
+conffiles="$conffiles
+/etc/initramfs/post-update.d/bootagent"
 if [ -d "$here/initramfs-hooks/scripts" ]; then
     for d in "$here"/initramfs-hooks/scripts/*/; do
         [ -d "$d" ] || continue
@@ -79,11 +84,18 @@ Description: early-boot recovery agent and boot-environment manager for ZFS-root
 EOF
 # Byte-compile on install and clean on removal, as Debian's python3 packages do, so no stray
 # __pycache__ is left that dpkg does not own.
+# Image builders that run update-initramfs themselves afterwards set BOOTAGENT_NO_INITRAMFS_UPDATE=1 (as the
+# kernel's postinst honours INITRD=No); otherwise update-initramfs defers itself to dpkg's trigger.
 cat > "$pkgdir/DEBIAN/postinst" <<'SCRIPT'
 #!/bin/sh
 set -e
-if [ "$1" = configure ] && command -v py3compile >/dev/null 2>&1; then
-    py3compile -p bootagent
+if [ "$1" = configure ]; then
+    if command -v py3compile >/dev/null 2>&1; then
+        py3compile -p bootagent
+    fi
+    if [ "${BOOTAGENT_NO_INITRAMFS_UPDATE:-0}" != 1 ] && command -v update-initramfs >/dev/null 2>&1; then
+        update-initramfs -u
+    fi
 fi
 SCRIPT
 cat > "$pkgdir/DEBIAN/prerm" <<'SCRIPT'
@@ -93,7 +105,19 @@ if command -v py3clean >/dev/null 2>&1; then
     py3clean -p bootagent
 fi
 SCRIPT
-chmod 0755 "$pkgdir/DEBIAN/postinst" "$pkgdir/DEBIAN/prerm"
+cat > "$pkgdir/DEBIAN/postrm" <<'SCRIPT'
+#!/bin/sh
+set -e
+case "$1" in
+remove | purge)
+    rm -f /boot/bootagent.img
+    if [ "${BOOTAGENT_NO_INITRAMFS_UPDATE:-0}" != 1 ] && command -v update-initramfs >/dev/null 2>&1; then
+        update-initramfs -u
+    fi
+    ;;
+esac
+SCRIPT
+chmod 0755 "$pkgdir/DEBIAN/postinst" "$pkgdir/DEBIAN/prerm" "$pkgdir/DEBIAN/postrm"
 
 if [ -n "$conffiles" ]; then
     printf '%s\n' "$conffiles" | sed '/^$/d' > "$pkgdir/DEBIAN/conffiles"

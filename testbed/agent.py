@@ -21,6 +21,8 @@ INSTALL_JOB = r"""
 set -eux
 DEB=/mnt/share/bootagent.deb
 export DEBIAN_FRONTEND=noninteractive
+# every initramfs is rebuilt below, in parallel, not one after another by the package's postinst
+export BOOTAGENT_NO_INITRAMFS_UPDATE=1
 dpkg --force-confold --force-confdef -i $DEB
 hooks=$(dpkg -L bootagent | grep -c '^/usr/share/initramfs-tools/' || true)
 booted=$(findmnt -n -o SOURCE /)
@@ -45,6 +47,9 @@ fi
 wait
 for log in /tmp/initramfs-*.log; do [ -e "$log" ] && cat "$log"; done
 for rc in /tmp/initramfs-*.rc; do [ -e "$rc" ] && [ "$(cat "$rc")" = 0 ]; done
+# update-initramfs's post-update hook built the agent's own image in every BE
+[ "$hooks" -gt 0 ] && [ -s /boot/bootagent.img ]
+for m in /mnt/be-*; do [ "$hooks" -gt 0 ] && [ -d "$m" ] && [ -s "$m/boot/bootagent.img" ]; done
 for m in /mnt/be-*; do
     [ -d "$m" ] || continue
     for d in sys proc dev; do umount $m/$d 2>/dev/null || true; done

@@ -1,4 +1,4 @@
-"""What the initramfs needs to run the agent, and staging it: used by initramfs-hooks/hooks/bootagent.
+"""What the agent image needs to run the agent, and staging it: used by initramfs-hooks/bootagent-mkinitrd.
 
 The module list is taken from what the agent really imports: a child interpreter (started like the boot
 script starts it: -S, no site) imports the agent's entry points and the lazy imports they make later, and

@@ -23,3 +23,22 @@ def test_boots_through_grub_into_the_active_boot_environment(machine: Machine) -
     assert "bootagent_default=beta" in machine.check("grub-editenv /boot/grub/grubenv list")
     code, output = machine.run("bootagent --help")
     assert code == 0, output
+
+
+def test_the_ordinary_initramfs_carries_no_agent(machine: Machine) -> None:
+    """The agent lives in its own image, loaded by the recovery entry only: the ordinary initramfs has the
+    premount script and no Python; every environment's /boot has the agent image, which does."""
+    machine.start()
+    machine.wait_for_boot()
+    ordinary = machine.check("lsinitramfs /boot/initrd.img", timeout=300).split()
+    assert "scripts/init-premount/bootagent" in ordinary
+    assert not [f for f in ordinary if "python3" in f or "dist-packages/bootagent" in f]
+    agent = machine.check("zstd -dc /boot/bootagent.img | cpio -t 2>/dev/null", timeout=300).split()
+    assert "usr/bin/python3" in agent
+    assert "usr/lib/python3/dist-packages/bootagent/boot/main.pyc" in agent
+    assert "etc/bootagent/initramfs.conf" in agent
+    assert not [f for f in agent if f.startswith("usr/lib/modules")]
+    for be in ("alpha", "gamma"):
+        machine.check(f"mkdir -p /mnt/{be} && mount -t zfs -o zfsutil,ro rpool/ROOT/{be} /mnt/{be}")
+        assert int(machine.check(f"stat -c %s /mnt/{be}/boot/bootagent.img").strip()) > 1_000_000
+        machine.check(f"umount /mnt/{be}")

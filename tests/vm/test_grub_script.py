@@ -57,8 +57,33 @@ def test_no_pool_prints_nothing(tmp_path: Path) -> None:
     assert generate(tmp_path) == ""
 
 
-@pytest.mark.skipif(shutil.which("grub-script-check") is None, reason="grub2-common not installed")
 def test_output_is_valid_grub_script(tmp_path: Path) -> None:
+    assert shutil.which("grub-script-check"), "grub2-common is part of the VM tier's host set-up"
     cfg = tmp_path / "grub.cfg"
     cfg.write_text(generate(tmp_path, BOOTAGENT_POOL="rpool", BOOTAGENT_BES="alpha beta gamma"))
     subprocess.run(["grub-script-check", str(cfg)], check=True, env={"PATH": os.environ["PATH"]})
+
+
+def entries(out: str) -> dict[str, str]:
+    """menuentry id -> its body."""
+    found: dict[str, str] = {}
+    for block in out.split("menuentry ")[1:]:
+        ident = block.split("--id '", 1)[1].split("'", 1)[0]
+        found[ident] = block
+    return found
+
+
+def test_only_the_agent_entries_load_the_agent_image(tmp_path: Path) -> None:
+    """An ordinary boot reads one initramfs; the recovery entry adds /boot/bootagent.img after it when the
+    environment has one, and boots on with a message when it has not."""
+    boot = "($bootagent_dev)/ROOT/${bootagent_be}@/boot"
+    found = entries(generate(tmp_path, BOOTAGENT_POOL="rpool", BOOTAGENT_BES="alpha beta"))
+    ordinary = ("bootagent-default", "bootagent-be-alpha", "bootagent-be-beta")
+    assert set(found) == {*ordinary, "bootagent-recovery"}
+    for ident in ordinary:
+        assert "bootagent.img" not in found[ident]
+        assert found[ident].count("initrd ") == 1
+    recovery = found["bootagent-recovery"]
+    assert f'if [ -s "{boot}/bootagent.img" ]' in recovery
+    assert f"initrd {boot}/initrd.img {boot}/bootagent.img" in recovery
+    assert "has no /boot/bootagent.img" in recovery
