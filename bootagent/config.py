@@ -105,6 +105,9 @@ class Config:
     layout: Layout = field(default_factory=Layout)
     customer_datasets: tuple[str, ...] = ()  # relative to the pool
     grubenv: str = "/boot/grub/grubenv"
+    # regenerate grub.cfg with update-grub after environments come or go: auto = when the system has it,
+    # true = always (a missing update-grub is a warning), false = never
+    grub_update: Tristate = Tristate.AUTO
     retention: Retention = field(default_factory=Retention)
     recovery: Recovery = field(default_factory=Recovery)
     console: Console = field(default_factory=Console)
@@ -477,12 +480,14 @@ _TOP: Final[dict[str, _Check]] = {
         lambda text: None if text.startswith("/") and "\0" not in text else "it must be an absolute path",
         "path",
     ),
+    "grub_update": _Checker.tristate,
 }
 _TOP_ORDER: Final = (
     "pool",
     "layout",
     "customer_datasets",
     "grubenv",
+    "grub_update",
     "retention",
     "recovery",
     "console",

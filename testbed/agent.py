@@ -48,18 +48,37 @@ wait
 for log in /tmp/initramfs-*.log; do [ -e "$log" ] && cat "$log"; done
 for rc in /tmp/initramfs-*.rc; do [ -e "$rc" ] && [ "$(cat "$rc")" = 0 ]; done
 # update-initramfs's post-update hook built the agent's own image in every BE
-[ "$hooks" -gt 0 ] && [ -s /boot/bootagent.img ]
-for m in /mnt/be-*; do [ "$hooks" -gt 0 ] && [ -d "$m" ] && [ -s "$m/boot/bootagent.img" ]; done
+for root in / /mnt/be-*; do
+    if [ "$hooks" -gt 0 ] && [ -d "$root/boot" ] && [ ! -s "$root/boot/bootagent.img" ]; then
+        echo "no $root/boot/bootagent.img" >&2
+        exit 1
+    fi
+done
+# GRUB's menu as the administrator of a bootagent machine sets it up, in every BE (bootagent runs update-grub
+# from whichever BE is running): 10_linux and its friends know nothing of boot environments, so they are
+# switched off; the menu is on the serial console. update-grub then runs 00_header and 42_bootagent.
+for root in / /mnt/be-*; do
+    [ -d "$root/etc/grub.d" ] || continue
+    for s in 10_linux 20_linux_xen 30_os-prober 30_uefi-firmware; do
+        if [ -e "$root/etc/grub.d/$s" ]; then chmod -x "$root/etc/grub.d/$s"; fi
+    done
+    sed -i -e '/^GRUB_TERMINAL=/d' -e '/^GRUB_SERIAL_COMMAND=/d' -e '/^GRUB_TIMEOUT=/d' \
+        "$root/etc/default/grub"
+    cat >> "$root/etc/default/grub" <<'GRUB'
+GRUB_TERMINAL="serial console"
+GRUB_SERIAL_COMMAND="serial --unit=0 --speed=115200"
+GRUB_TIMEOUT=5
+GRUB
+done
 for m in /mnt/be-*; do
     [ -d "$m" ] || continue
     for d in sys proc dev; do umount $m/$d 2>/dev/null || true; done
     umount $m
 done
-# grub.cfg from the installed generator, as an administrator would (grub-mkconfig would also run
-# 10_linux, which cannot probe a ZFS root here)
-/etc/grub.d/42_bootagent > /boot/grub/grub.cfg.new
-grub-script-check /boot/grub/grub.cfg.new
-mv /boot/grub/grub.cfg.new /boot/grub/grub.cfg
+update-grub
+grub-script-check /boot/grub/grub.cfg
+grep -q "bootagent recovery menu" /boot/grub/grub.cfg
+if grep -q "^menuentry 'Debian" /boot/grub/grub.cfg; then echo "10_linux entries in grub.cfg" >&2; exit 1; fi
 sync
 """
 

@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from bootagent.bootmenu import BootMenu, NoMenu
 from bootagent.bootstate import BootStore
 from bootagent.config import Config
 from bootagent.environments import BootEnvironments
@@ -27,6 +28,7 @@ class Context:
     zfs: ZfsBackend
     journal: Journal
     envs: BootEnvironments
+    menu: BootMenu
 
 
 def detect_pool(zfs: ZfsBackend, config: Config, explicit: str | None) -> str:
@@ -56,7 +58,14 @@ def state_directory(zfs: ZfsBackend, config: Config, pool: str) -> str:
     return FALLBACK_STATE_DIR
 
 
-def build_context(config: Config, zfs: ZfsBackend, *, pool: str | None, actor: Actor = Actor.CLI) -> Context:
+def build_context(
+    config: Config,
+    zfs: ZfsBackend,
+    *,
+    pool: str | None,
+    actor: Actor = Actor.CLI,
+    menu: BootMenu | None = None,
+) -> Context:
     name = detect_pool(zfs, config, pool)
     zfs.pool_info(name)  # fails early, with a hint, when the pool is not imported
     if not zfs.exists(config.root_container(name)):
@@ -69,4 +78,4 @@ def build_context(config: Config, zfs: ZfsBackend, *, pool: str | None, actor: A
     )
     boot = BootStore(zfs, GrubenvFile(config.grubenv))
     envs = BootEnvironments(zfs, config, name, journal, boot)
-    return Context(config=config, pool=name, zfs=zfs, journal=journal, envs=envs)
+    return Context(config=config, pool=name, zfs=zfs, journal=journal, envs=envs, menu=menu or NoMenu())

@@ -14,9 +14,10 @@ from dataclasses import dataclass, replace
 from typing import Any, TextIO
 
 from bootagent import __version__
+from bootagent.bootmenu import BootMenu, boot_menu
 from bootagent.cli import render
 from bootagent.cli.context import Context, build_context
-from bootagent.config import load_config
+from bootagent.config import Config, load_config
 from bootagent.errors import BootagentError, ExitCode, RefusedError, UsageError
 from bootagent.model import CreatedBy
 from bootagent.zfs.interface import ZfsBackend
@@ -35,6 +36,17 @@ class Output:
 
     data: Any
     text: str
+    warnings: tuple[str, ...] = ()
+
+
+def _environments_changed(ctx: Context, output: Output) -> Output:
+    """The set of environments changed: bring GRUB's per-environment entries up to date."""
+    refreshed = ctx.menu.refresh()
+    if isinstance(output.data, dict):
+        output.data["grub_menu_updated"] = refreshed.updated
+    if refreshed.warning:
+        return replace(output, warnings=(*output.warnings, refreshed.warning))
+    return output
 
 
 Handler = Callable[[Context, argparse.Namespace], Output]
@@ -206,7 +218,7 @@ def cmd_create(ctx: Context, args: argparse.Namespace) -> Output:
         ctx.envs.activate(env.name)
         text += f"; {env.name} is now the default"
     inv = ctx.envs.inventory()
-    return Output(render.environment_json(inv, inv.find(env.name)), text)
+    return _environments_changed(ctx, Output(render.environment_json(inv, inv.find(env.name)), text))
 
 
 def cmd_activate(ctx: Context, args: argparse.Namespace) -> Output:
@@ -245,6 +257,7 @@ def cmd_rollback(ctx: Context, args: argparse.Namespace) -> Output:
             f"created {result.environment} from {result.target.label} and made it the default; "
             "reboot to use it ('bootagent rollforward' undoes this)"
         )
+        return _environments_changed(ctx, Output(render.rollback_json(result), text))
     return Output(render.rollback_json(result), text)
 
 
@@ -252,7 +265,8 @@ def cmd_rollforward(ctx: Context, args: argparse.Namespace) -> Output:
     result = ctx.envs.roll_forward(args.environment, steps=args.steps)
     verb = "created" if result.created else "activated"
     text = f"{verb} {result.environment} ({result.source}); it is now the default; reboot to use it"
-    return Output(render.rollforward_json(result), text)
+    output = Output(render.rollforward_json(result), text)
+    return _environments_changed(ctx, output) if result.created else output
 
 
 def cmd_destroy(ctx: Context, args: argparse.Namespace) -> Output:
@@ -260,7 +274,8 @@ def cmd_destroy(ctx: Context, args: argparse.Namespace) -> Output:
     ctx.envs.check_destroyable(inv, args.targets)  # refuse before asking for a confirmation
     confirm("destroy", f"Destroy {', '.join(args.targets)}?", assume_yes=args.yes)
     names = ctx.envs.destroy(args.targets)
-    return Output({"destroyed": names}, "destroyed " + ", ".join(names))
+    output = Output({"destroyed": names}, "destroyed " + ", ".join(names))
+    return _environments_changed(ctx, output) if any("@" not in n for n in names) else output
 
 
 def cmd_prune(ctx: Context, args: argparse.Namespace) -> Output:
@@ -366,6 +381,7 @@ def main(
     argv: Sequence[str] | None = None,
     *,
     backend: Callable[[], ZfsBackend] = _default_backend,
+    menu: Callable[[Config], BootMenu] = lambda config: boot_menu(config.grub_update),
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
 ) -> int:
@@ -381,7 +397,7 @@ def main(
             return int(exc.code or 0) if not isinstance(exc.code, str) else int(ExitCode.USAGE)
         _setup_logging(args.debug)
         config = load_config(args.config, strict=True).config
-        ctx = build_context(config, backend(), pool=args.pool)
+        ctx = build_context(config, backend(), pool=args.pool, menu=menu(config))
         result: Output = args.handler(ctx, args)
     except BootagentError as exc:
         if want_json:
@@ -408,6 +424,8 @@ def main(
         err.write(f"bootagent: internal error: {type(exc).__name__}: {exc}\n")
         err.write("hint: run again with --debug for the traceback, and report it\n")
         return int(ExitCode.BUG)
+    for warning in result.warnings:
+        err.write(f"bootagent: warning: {warning}\n")
     if want_json or args.json:
         json.dump(result.data, out, indent=2, ensure_ascii=False)
         out.write("\n")

@@ -669,3 +669,13 @@ def test_pure_python_loader_reports_the_same_problems(
     """Without libyaml (PyYAML's pure-Python loader) the checks and positions are the same."""
     monkeypatch.setattr("bootagent.config._Loader", yaml.SafeLoader)
     assert problems_of(tmp_path, MANY) == MANY_PROBLEMS
+
+
+def test_grub_update(tmp_path: Path) -> None:
+    assert lenient(write(tmp_path, "")).config.grub_update is Tristate.AUTO
+    # unquoted off / no / false are YAML booleans, and mean what they say
+    assert lenient(write(tmp_path, "grub_update: off\n")).config.grub_update is Tristate.OFF
+    assert lenient(write(tmp_path, "grub_update: true\n")).config.grub_update is Tristate.ON
+    assert one_problem(tmp_path, "grub_update: sometimes\n") == (
+        "1:14: grub_update: expected auto, true or false, got 'sometimes'"
+    )

@@ -81,6 +81,10 @@ def test_list_status_checkpoint_create_mount_diff_keep_destroy_prune(guest: Mach
     assert zget(m, "canmount", "rpool/ROOT/alpha-two") == "noauto"
     assert zget(m, "mountpoint", "rpool/ROOT/alpha-two") == "/"
     assert zget(m, "guid", "rpool/ROOT/alpha@s2") == guid
+    # GRUB's menu follows: update-grub ran, the new environment has its own entry
+    assert env["grub_menu_updated"] is True
+    assert 'menuentry "boot environment alpha-two"' in m.check("cat /boot/grub/grub.cfg")
+    m.check("grub-script-check /boot/grub/grub.cfg")
 
     # mount read-only, look, unmount
     mounted = ba_json(m, "mount alpha-two")
@@ -117,6 +121,7 @@ def test_list_status_checkpoint_create_mount_diff_keep_destroy_prune(guest: Mach
     assert "needs a confirmation" in ba(m, "destroy alpha-two", code=5)
     assert ba_json(m, "destroy alpha-two --yes")["destroyed"] == ["rpool/ROOT/alpha-two"]
     assert "rpool/ROOT/alpha-two" not in znames(m, "filesystem")
+    assert "alpha-two" not in m.check("cat /boot/grub/grub.cfg")
 
     # prune: only automatic / package-manager checkpoints, oldest first, the newest stays
     for i in range(4):

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from bootagent.bootmenu import MenuRefresh
 from bootagent.cli.main import build_parser, confirm, main
 from bootagent.errors import ExitCode, RefusedError
 from bootagent.grubenv import GrubenvFile
@@ -60,11 +61,34 @@ def config(tmp_path: Path) -> Path:
     return cfg
 
 
+class FakeMenu:
+    """GRUB's menu: counts the regenerations; `warning` makes them fail."""
+
+    def __init__(self) -> None:
+        self.refreshed = 0
+        self.warning: str | None = None
+
+    def refresh(self) -> MenuRefresh:
+        self.refreshed += 1
+        return MenuRefresh(self.warning is None, self.warning)
+
+
 @pytest.fixture
-def cli(zfs: FakeZfs, config: Path) -> Any:
+def menu() -> FakeMenu:
+    return FakeMenu()
+
+
+@pytest.fixture
+def cli(zfs: FakeZfs, config: Path, menu: FakeMenu) -> Any:
     def invoke(*argv: str) -> Result:
         out, err = io.StringIO(), io.StringIO()
-        code = main(["--config", str(config), *argv], backend=lambda: zfs, stdout=out, stderr=err)
+        code = main(
+            ["--config", str(config), *argv],
+            backend=lambda: zfs,
+            menu=lambda _config: menu,
+            stdout=out,
+            stderr=err,
+        )
         return Result(code, out.getvalue(), err.getvalue())
 
     return invoke
@@ -133,7 +157,13 @@ def test_create_activate_and_once(cli: Any, zfs: FakeZfs, tmp_path: Path) -> Non
 
 def test_rollback_and_rollforward_json(cli: Any, zfs: FakeZfs) -> None:
     data = cli("rollback", "--steps", "2", "--json").json()
-    assert data == {"target": "beta@s2", "environment": "beta-s2", "destructive": False, "destroyed": []}
+    assert data == {
+        "target": "beta@s2",
+        "environment": "beta-s2",
+        "destructive": False,
+        "destroyed": [],
+        "grub_menu_updated": True,
+    }
     zfs.mounted["/"] = "rpool/ROOT/beta-s2"
     data = cli("rollforward", "--json").json()
     assert data == {"environment": "beta", "source": "beta", "created": False}
@@ -247,3 +277,28 @@ def test_missing_pool_has_a_hint(cli: Any) -> None:
     r = cli("--pool", "tank", "list")
     assert r.code == ExitCode.NOT_FOUND
     assert "hint: zpool import" in r.err
+
+
+def test_grub_menu_follows_the_set_of_environments(cli: Any, menu: FakeMenu) -> None:
+    """Regenerated after create, non-destructive rollback, a roll forward that creates, and destroying an
+    environment; not after checkpoints, snapshot destruction, activation or a destructive rollback."""
+    assert cli("checkpoint", "-n", "c1").code == 0
+    assert cli("destroy", "gamma@s1", "--yes").code == 0
+    assert cli("activate", "alpha", "--once").code == 0
+    assert cli("rollback", "alpha", "--steps", "2", "--destroy-newer", "--yes").code == 0
+    assert menu.refreshed == 0
+    assert cli("create", "new", "alpha@s1", "--json").json()["grub_menu_updated"] is True
+    assert menu.refreshed == 1
+    assert cli("rollback", "--steps", "1").code == 0
+    assert menu.refreshed == 2
+    assert cli("destroy", "new", "--yes").code == 0
+    assert menu.refreshed == 3
+
+
+def test_a_failed_menu_update_is_a_warning_not_an_error(cli: Any, menu: FakeMenu, zfs: FakeZfs) -> None:
+    menu.warning = "the change is done, but GRUB's menu was not regenerated (update-grub failed: boom)"
+    r = cli("create", "new", "alpha@s1", "--json")
+    assert r.code == 0
+    assert r.json()["grub_menu_updated"] is False
+    assert r.err == f"bootagent: warning: {menu.warning}\n"
+    assert zfs.exists("rpool/ROOT/new")
