@@ -62,6 +62,8 @@ for root in / /mnt/be-*; do
     for s in 10_linux 20_linux_xen 30_os-prober 30_uefi-firmware; do
         if [ -e "$root/etc/grub.d/$s" ]; then chmod -x "$root/etc/grub.d/$s"; fi
     done
+    mkdir -p "$root/etc/default"
+    touch "$root/etc/default/grub"
     sed -i -e '/^GRUB_TERMINAL=/d' -e '/^GRUB_SERIAL_COMMAND=/d' -e '/^GRUB_TIMEOUT=/d' \
         "$root/etc/default/grub"
     cat >> "$root/etc/default/grub" <<'GRUB'
