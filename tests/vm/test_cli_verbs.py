@@ -184,7 +184,13 @@ def test_rollback_two_steps_roll_forward_and_destructive_rollback(guest: Machine
     ba(m, "checkpoint -n c2")
     m.check("echo 7 > /etc/bootagent-testbed/step")
     result = ba_json(m, "rollback --steps 2")
-    assert result == {"target": "beta@c1", "environment": "beta-c1", "destructive": False, "destroyed": []}
+    assert result == {
+        "target": "beta@c1",
+        "environment": "beta-c1",
+        "destructive": False,
+        "destroyed": [],
+        "grub_menu_updated": True,
+    }
     assert zget(m, "origin", "rpool/ROOT/beta-c1") == "rpool/ROOT/beta@c1"
     assert bootfs(m) == "rpool/ROOT/beta-c1"
     m.reboot()
