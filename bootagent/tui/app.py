@@ -359,6 +359,8 @@ class _Loop:
         self.frames += 1
         if self.first_frame_at is None:
             self.first_frame_at = self.clock()
+            inventory = self.state.inventory
+            LOG.info("menu drawn (%d boot environments)", len(inventory.environments) if inventory else 0)
 
     def read_key(self, timeout: float) -> str:
         return self.keys.read(timeout)

@@ -44,3 +44,40 @@ def test_the_ordinary_initramfs_carries_no_agent(machine: Machine) -> None:
         machine.check(f"mkdir -p /mnt/{be} && mount -t zfs -o zfsutil,ro rpool/ROOT/{be} /mnt/{be}")
         assert int(machine.check(f"stat -c %s /mnt/{be}/boot/bootagent.img").strip()) > 1_000_000
         machine.check(f"umount /mnt/{be}")
+
+
+def _boot_console(machine: Machine) -> str:
+    """Reboot into the default entry; return what the console showed from the kernel's banner to the shell."""
+    before = len(machine.tail(1 << 30))
+    machine.reboot()
+    machine.wait_for_boot()
+    seen = machine.tail(1 << 30)[before:]
+    banner = seen.find("Linux version")
+    assert banner >= 0, seen[-3000:]
+    return seen[banner:]
+
+
+def test_an_ordinary_boot_with_the_hook_is_the_same_boot_plus_one_silent_script(machine: Machine) -> None:
+    """The same guest's initramfs built with and without bootagent installed: the only difference is the
+    init-premount script, and both boot the same root without a word from bootagent."""
+    machine.start()
+    machine.wait_for_boot()
+    release = machine.check("uname -r").strip()
+    initrd = f"/boot/initrd.img-{release}"
+    premount = "/usr/share/initramfs-tools/scripts/init-premount/bootagent"
+    machine.check(f"cp {initrd} /root/with-hook.img")
+    machine.check(
+        f"mv {premount} /root/premount.off && mkinitramfs -o /root/without-hook.img {release}; "
+        f"rc=$?; mv /root/premount.off {premount}; exit $rc",
+        timeout=900,
+    )
+    with_hook = set(machine.check("lsinitramfs /root/with-hook.img", timeout=300).split())
+    without = set(machine.check("lsinitramfs /root/without-hook.img", timeout=300).split())
+    assert with_hook - without == {"scripts/init-premount/bootagent"}
+    assert without - with_hook == set()
+
+    for image in ("without-hook", "with-hook"):
+        machine.check(f"cp /root/{image}.img {initrd} && sync", timeout=300)
+        console = _boot_console(machine)
+        assert machine.check("findmnt -n -o SOURCE /").strip() == "rpool/ROOT/beta", image
+        assert "bootagent:" not in console, (image, console[-3000:])

@@ -89,6 +89,13 @@ def test_agent_runs_when_asked(tmp_path: Path, cmdline: str) -> None:
     assert calls(root) == ["-S -m bootagent.boot.main"]
 
 
+def test_a_command_line_without_its_newline_is_read_whole(tmp_path: Path) -> None:
+    root = fake_root(tmp_path, "", [0])
+    (root / "proc/cmdline").write_text("ro quiet bootagent=menu")
+    assert run_premount(root).returncode == 0
+    assert calls(root) == ["-S -m bootagent.boot.main"]
+
+
 def test_shell_then_back_to_the_menu(tmp_path: Path) -> None:
     root = fake_root(tmp_path, "bootagent=menu", [100, 0])
     # the fake console is a plain file the shell both reads and appends to: it starts with what the operator
