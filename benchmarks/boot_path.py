@@ -29,9 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from testbed.agent import build_agent_layer
 from testbed.build import build_image
+from testbed.initramfs import PREMOUNT, build_without_bootagent
 from testbed.machine import Machine
-
-PREMOUNT = "/usr/share/initramfs-tools/scripts/init-premount/bootagent"
 
 
 def guest_seconds(machine: Machine, command: str, repeat: int) -> float:
@@ -92,6 +91,15 @@ def agent_steps(machine: Machine) -> dict[str, float]:
     return {name: stamps[name] - stamps["start"] for name in AGENT_MARKS}
 
 
+def print_steps(first: str, runs: list[dict[str, float]], *, indent: str) -> None:
+    """The median time between consecutive marks (each run: seconds from `first` to each mark, in order)."""
+    previous = first
+    for mark in runs[0]:
+        part = statistics.median(r[mark] - r.get(previous, 0.0) for r in runs)
+        print(f"{indent}{previous} -> {mark}: {part:.2f} s")
+        previous = mark
+
+
 def kernel_phase_seconds(machine: Machine) -> float:
     """The guest's own clock: kernel start to the switch into the real root (initramfs included)."""
     machine.run("systemctl is-system-running --wait", timeout=300)
@@ -123,11 +131,7 @@ def main() -> int:
         release = vm.check("uname -r").strip()
         initrd = f"/boot/initrd.img-{release}"
         vm.check(f"cp {initrd} /boot/with-agent.img", timeout=300)
-        vm.check(
-            f"mv {PREMOUNT} /root/premount.off && mkinitramfs -o /boot/without-agent.img {release}; "
-            f"rc=$?; mv /root/premount.off {PREMOUNT}; exit $rc",
-            timeout=900,
-        )
+        build_without_bootagent(vm, release, "/boot/without-agent.img")
         with_size = int(vm.check("stat -c %s /boot/with-agent.img").strip())
         without_size = int(vm.check("stat -c %s /boot/without-agent.img").strip())
         agent_size = int(vm.check("stat -c %s /boot/bootagent.img").strip())
@@ -179,17 +183,9 @@ def main() -> int:
             f"GRUB recovery entry -> drawn menu: {total:.1f} s, median of {len(rounds)} "
             f"{[round(r['drawn menu'], 1) for r in rounds]}; of which (medians):"
         )
-        previous = "GRUB entry"
-        for mark in MENU_MARKS:
-            part = statistics.median(r[mark] - r.get(previous, 0.0) for r in rounds)
-            print(f"  {previous} -> {mark}: {part:.1f} s")
-            previous = mark
+        print_steps("GRUB entry", rounds, indent="  ")
         print("  the agent's own steps (kernel log timestamps, medians):")
-        previous = "starting the agent"
-        for mark in AGENT_MARKS:
-            part = statistics.median(r[mark] - r.get(previous, 0.0) for r in steps)
-            print(f"    {previous} -> {mark}: {part:.2f} s")
-            previous = mark
+        print_steps("starting the agent", steps, indent="    ")
         agent = statistics.median(r["drawn menu"] - r["init-premount"] for r in rounds)
         print(
             f"  the agent itself (init-premount -> drawn menu) {agent:.1f} s = "
