@@ -5,12 +5,11 @@ Plain frozen records and enums; no I/O here.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from bootagent.errors import InvalidNameError
+from bootagent.names import MAX_NAME, split_target, validate_name
 
 PROP_PREFIX = "org.bootagent:"
 
@@ -134,6 +133,7 @@ class Snapshot:
     keep: bool
     clones: tuple[str, ...] = ()  # datasets cloned from this snapshot
     holds: frozenset[str] = frozenset()
+    mounted: bool = False  # mounted somewhere (bootagent mount): ZFS refuses to destroy it
 
     @property
     def full_name(self) -> str:
@@ -181,36 +181,5 @@ class Flag(StrEnum):
     KEEP = "keep"
 
 
-# Names of environments and snapshots: they end up in GRUB's environment block, on kernel command lines and
-# in menus, so only a conservative set is accepted. Descriptions are free text (stored as user properties).
-_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
-MAX_NAME = 64
-
-
-def validate_name(name: str, *, what: str = "name") -> str:
-    """Return `name` if it is a valid environment or snapshot name, else raise InvalidNameError."""
-    if not name:
-        raise InvalidNameError(f"the {what} is empty", hint="give a name such as 'pre-upgrade-2026-11'")
-    if len(name) > MAX_NAME:
-        raise InvalidNameError(
-            f"the {what} {name!r} is {len(name)} characters long; at most {MAX_NAME} are allowed"
-        )
-    if not _NAME_RE.fullmatch(name):
-        bad = sorted({c for c in name if not re.fullmatch(r"[A-Za-z0-9._+-]", c)})
-        shown = ", ".join(repr(c) for c in bad) if bad else "a leading punctuation character"
-        raise InvalidNameError(
-            f"the {what} {name!r} contains {shown}",
-            hint="use ASCII letters, digits and . _ + - (starting with a letter or digit); "
-            "put free text in --description instead",
-        )
-    return name
-
-
-def split_target(target: str) -> tuple[str, str | None]:
-    """Split 'env' or 'env@snap' into its parts, validating both."""
-    env, sep, snap = target.partition("@")
-    validate_name(env, what="environment name")
-    if sep:
-        validate_name(snap, what="snapshot name")
-        return env, snap
-    return env, None
+# The name rule lives in bootagent.names (one place for Python, GRUB, the initramfs and the test bed).
+__all__ = ["MAX_NAME", "split_target", "validate_name"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shlex
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from bootagent.errors import BootagentError, CommandError, RefusedError
 from bootagent.grubenv import GrubenvFile
 from bootagent.journal import Journal, JournalEntry
 from bootagent.model import Actor, CreatedBy, split_target
+from bootagent.names import name_problem, shown
 from bootagent.runner import Runner, run
 from bootagent.zfs.backend import ZfsSystem
 from bootagent.zfs.cli import ZfsCli
@@ -192,13 +194,18 @@ class EarlyBootSession:
         return self._inventory
 
     def default_environment(self) -> str | None:
+        """The environment GRUB chose (root= on the command line), else the active one, else the
+        last-known-good one -- only ever one whose name bootagent can hand over."""
         inv = self.inventory()
-        names = {e.name for e in inv.environments}
+        names = {e.name for e in inv.environments if name_problem(e.name) is None}
         if self.params.root:
             chosen = self.params.root.rsplit("/", 1)[-1]
             if chosen in names:
                 return chosen
-        return inv.state.active or inv.state.last_known_good
+        for candidate in (inv.state.active, inv.state.last_known_good):
+            if candidate in names:
+                return candidate
+        return None
 
     def journal(self, limit: int) -> Sequence[JournalEntry]:
         return self._journal().entries(limit)
@@ -266,10 +273,22 @@ class EarlyBootSession:
 
     # --- the hand-over -------------------------------------------------------------------------------
     def hand_over(self, decision: BootDecision) -> None:
-        """Pivot: tell Debian's zfs script which dataset to mount as the root, with the pool exported."""
+        """Pivot: tell Debian's zfs script which dataset to mount as the root, with the pool exported.
+
+        initramfs-tools' /init sources /conf/param.conf after every script, so the line is shell: the value
+        is quoted. Only a dataset that is exactly <pool>/<root>/<name>, with a name the rule allows, is
+        handed over; anything else would let Debian's script boot another environment."""
+        expected = self.config.environment_dataset(self.pool, decision.environment)
+        if decision.dataset != expected:
+            raise RefusedError(
+                f"refusing to hand over {shown(decision.dataset)}: it is not the dataset of "
+                f"{shown(decision.environment)} ({expected})"
+            )
         self.close()
         with open(self.paths.param_conf, "a", encoding="utf-8") as fh:
-            fh.write(f"ROOT=ZFS={decision.dataset}\n")
+            fh.write(f"ROOT={shlex.quote('ZFS=' + decision.dataset)}\n")
+            fh.flush()
+            os.fsync(fh.fileno())
         LOG.info("handing over: root=ZFS=%s", decision.dataset)
 
     def boot_own_kernel(self, decision: BootDecision) -> None:

@@ -192,18 +192,34 @@ def parse_cmdline(text: str) -> BootParams:
     )
 
 
+def kernel_quote(word: str) -> str:
+    """A word as the kernel reads it back: a value with white space goes in double quotes (`key="a b"`).
+    Words never hold a double quote: split_words removes them, as the kernel does."""
+    if not any(ch.isspace() for ch in word):
+        return word
+    key, sep, value = word.partition("=")
+    if sep and not any(ch.isspace() for ch in key):
+        return f'{key}="{value}"'
+    return f'"{word}"'
+
+
 def cmdline_for(params: BootParams, *, root: str, drop_agent: bool, kexeced: bool) -> str:
-    """A command line for booting `root` (a dataset): the same arguments with root= replaced, the agent's
-    own one-shot arguments removed, and bootagent.kexec=1 added when the agent kexecs the kernel."""
-    words = []
-    for word in params.raw.split():
+    """A command line for booting `root` (a dataset): the same arguments, split and quoted by the kernel's
+    own rules, with every root= removed and the chosen one last (the kernel and initramfs-tools' /init both
+    take the last one), the agent's one-shot arguments removed, and bootagent.kexec=1 when the agent kexecs
+    the kernel."""
+    if any(ch.isspace() or ch == '"' for ch in root):
+        raise ValueError(f"a root the kernel command line cannot carry: {root!r}")
+    words, _balanced = split_words(params.raw)
+    kept = []
+    for word in words:
         key = word.partition("=")[0]
         if key in {"root", "bootagent.kexec", "BOOT_IMAGE", "bootfs"}:
             continue
         if drop_agent and key in {"bootagent", "bootagent.action"}:
             continue
-        words.append(word)
-    words.insert(0, f"root=ZFS={root}")
+        kept.append(word)
+    kept.append(f"root=ZFS={root}")
     if kexeced:
-        words.append("bootagent.kexec=1")
-    return " ".join(words)
+        kept.append("bootagent.kexec=1")
+    return " ".join(kernel_quote(w) for w in kept)

@@ -87,4 +87,32 @@ def test_kexec_marker() -> None:
 def test_cmdline_for_kexec_replaces_root_and_drops_agent_arguments() -> None:
     p = parse_cmdline(DEBIAN + " bootagent=menu bootagent.action=boot:gamma quiet")
     line = cmdline_for(p, root="rpool/ROOT/gamma", drop_agent=True, kexeced=True)
-    assert line == "root=ZFS=rpool/ROOT/gamma ro console=tty0 console=ttyS0,115200n8 quiet bootagent.kexec=1"
+    assert line == "ro console=tty0 console=ttyS0,115200n8 quiet root=ZFS=rpool/ROOT/gamma bootagent.kexec=1"
+
+
+def test_cmdline_for_kexec_follows_the_kernels_quoting_and_the_chosen_root_wins() -> None:
+    """The symptom: the old line was split on spaces, so a quoted root= survived after the new one and the
+    kexec'ed kernel booted the wrong environment."""
+    p = parse_cmdline('"root=ZFS=rpool/ROOT/beta" ro dyndbg="file zfs.c +p" "root=ZFS=rpool/ROOT/x y"')
+    line = cmdline_for(p, root="rpool/ROOT/gamma", drop_agent=True, kexeced=False)
+    assert line == 'ro dyndbg="file zfs.c +p" root=ZFS=rpool/ROOT/gamma'
+    reparsed = parse_cmdline(line)
+    assert reparsed.root == "rpool/ROOT/gamma"
+    assert reparsed.problems == ()
+    with pytest.raises(ValueError, match="cannot carry"):
+        cmdline_for(p, root="rpool/ROOT/my test", drop_agent=True, kexeced=False)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        'root=ZFS=a "unbalanced',
+        r"root=ZFS=rpool/ROOT/beta\ x",
+        'a="b" "c d" e=" f "',
+        "\t\n root=x",
+    ],
+)
+def test_cmdline_for_always_ends_with_the_chosen_root(raw: str) -> None:
+    line = cmdline_for(parse_cmdline(raw), root="rpool/ROOT/gamma", drop_agent=True, kexeced=False)
+    assert parse_cmdline(line).root == "rpool/ROOT/gamma"
+    assert line.endswith("root=ZFS=rpool/ROOT/gamma")
