@@ -93,8 +93,21 @@ if [ "$1" = configure ]; then
     if command -v py3compile >/dev/null 2>&1; then
         py3compile -p bootagent
     fi
+    # GRUB's 10_linux and 20_linux_xen make entries that know nothing of boot environments (they boot
+    # whichever environment ran update-grub). Keep them from running the Debian way: a stat override, which
+    # dpkg applies again whenever grub upgrades them. An administrator's own override is left alone.
+    # 42_bootagent runs 10_linux itself whenever bootagent has no entries to offer.
+    for f in /etc/grub.d/10_linux /etc/grub.d/20_linux_xen; do
+        if ! dpkg-statoverride --list "$f" >/dev/null 2>&1; then
+            dpkg-statoverride --update --add root root 0644 "$f"
+        fi
+    done
     if [ "${BOOTAGENT_NO_INITRAMFS_UPDATE:-0}" != 1 ] && command -v update-initramfs >/dev/null 2>&1; then
         update-initramfs -u
+    fi
+    # GRUB's menu, as packages with /etc/grub.d scripts do (only where GRUB's config is there to update).
+    if [ -e /boot/grub/grub.cfg ] && command -v update-grub >/dev/null 2>&1; then
+        update-grub || echo "bootagent: update-grub failed; run it again once the problem is fixed" >&2
     fi
 fi
 SCRIPT
@@ -111,8 +124,18 @@ set -e
 case "$1" in
 remove | purge)
     rm -f /boot/bootagent.img
+    # give GRUB its ordinary entries back (only the overrides this package made: root root 644)
+    for f in /etc/grub.d/10_linux /etc/grub.d/20_linux_xen; do
+        if [ "$(dpkg-statoverride --list "$f" 2>/dev/null)" = "root root 644 $f" ]; then
+            dpkg-statoverride --remove "$f"
+            if [ -e "$f" ]; then chmod 0755 "$f"; fi
+        fi
+    done
     if [ "${BOOTAGENT_NO_INITRAMFS_UPDATE:-0}" != 1 ] && command -v update-initramfs >/dev/null 2>&1; then
         update-initramfs -u
+    fi
+    if [ -e /boot/grub/grub.cfg ] && command -v update-grub >/dev/null 2>&1; then
+        update-grub || true
     fi
     ;;
 esac

@@ -53,6 +53,12 @@ class ZfsSystem:
     def pool_info(self, pool: str) -> PoolInfo:
         return self.cli.pool_info(pool)
 
+    def imported_pools(self) -> list[str]:
+        return self.cli.imported_pools()
+
+    def pool_guid(self, pool: str) -> int:
+        return self.cli.pool_guid(pool)
+
     def list_tree(self, root: str) -> list[DatasetInfo]:
         pool = pool_of(root)
         if self._lzc_usable() and pool not in self._readonly_pools:

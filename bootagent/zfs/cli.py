@@ -13,9 +13,11 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 
+from bootagent import names
 from bootagent.errors import (
     BootagentError,
     CommandError,
+    InvalidNameError,
     NotFoundError,
     ReadOnlyPoolError,
     RefusedError,
@@ -45,6 +47,8 @@ UNSET = "-"
 # (stderr fragment, error class, hint). The first match wins; fragments are from OpenZFS 2.1/2.3 libzfs.
 _STDERR_RULES: tuple[tuple[str, type[BootagentError], str | None], ...] = (
     ("dataset does not exist", NotFoundError, "check the name; `zfs list -r POOL` shows what exists"),
+    ("invalid character", InvalidNameError, names.HINT),
+    ("name is too long", InvalidNameError, names.HINT),
     ("no such pool", NotFoundError, "import the pool first: zpool import -N POOL"),
     ("no such tag on this dataset", NotFoundError, "`zfs holds SNAPSHOT` shows the hold tags"),
     (
@@ -258,6 +262,19 @@ class ZfsCli:
             bootfs=_unset(values["bootfs"]),
         )
 
+    def imported_pools(self) -> list[str]:
+        result = self._run(["zpool", "list", "-H", "-o", "name"], what="listing the imported pools")
+        return [line for line in result.stdout.splitlines() if line]
+
+    def pool_guid(self, pool: str) -> int:
+        result = self._run(
+            ["zpool", "get", "-H", "-p", "-o", "value", "guid", pool], what=f"reading the guid of pool {pool}"
+        )
+        text = result.stdout.strip()
+        if not text.isdigit():
+            raise CommandError(result.argv, returncode=0, message=f"zpool get guid printed {text!r}")
+        return int(text)
+
     def import_pool(
         self, pool: str, *, readonly: bool, altroot: str | None = None, force: bool = False
     ) -> None:
@@ -303,14 +320,18 @@ class ZfsCli:
             what=f"reading the properties of {root}",
         )
         user = parse_user_props(got.stdout, (r.name for r in records))
-        return [replace(r, user_props=user[r.name]) if r.name in user else r for r in records]
+        mounted = set(self.mounts().values())  # `mounted` says nothing useful for a mounted snapshot
+        return [
+            replace(r, user_props=user.get(r.name, r.user_props), mounted=r.mounted or r.name in mounted)
+            for r in records
+        ]
 
     def exists(self, name: str) -> bool:
         result = self._runner(["zfs", "list", "-H", "-o", "name", name], check=False)
         if result.returncode == 0:
             return True
-        if "dataset does not exist" in result.stderr:
-            return False
+        if "dataset does not exist" in result.stderr or "invalid character" in result.stderr:
+            return False  # a name ZFS refuses names nothing (libzfs_core says the same)
         raise translate_command_error(
             CommandError(result.argv, returncode=result.returncode, stderr=result.stderr),
             what=f"checking {name}",

@@ -36,6 +36,14 @@ class ZfsBackend(Protocol):
         """Health, size, free space, read-only flag and bootfs of an imported pool (NotFoundError if not)."""
         ...
 
+    def imported_pools(self) -> list[str]:
+        """The names of the imported pools."""
+        ...
+
+    def pool_guid(self, pool: str) -> int:
+        """The pool's guid (GRUB names the pool's file system by it, as 16 hex digits)."""
+        ...
+
     def list_tree(self, root: str) -> list[DatasetInfo]:
         """`root` and every filesystem and snapshot below it (snapshots included), in no particular order.
 

@@ -20,11 +20,16 @@ end
 
 local target_txg = zfs.get_prop(target, "createtxg")
 local newer = {}
+local txg = {}
 for snapshot in zfs.list.snapshots(filesystem) do
-    if zfs.get_prop(snapshot, "createtxg") > target_txg then
+    local created = zfs.get_prop(snapshot, "createtxg")
+    if created > target_txg then
         newer[#newer + 1] = snapshot
+        txg[snapshot] = created
     end
 end
+-- zfs.list.snapshots comes in no particular order: destroy (and report) them oldest first
+table.sort(newer, function(a, b) return txg[a] < txg[b] end)
 
 local failed = {}
 local nfailed = 0

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bootagent.errors import CommandError, NotFoundError, ReadOnlyPoolError, RefusedError
+from bootagent.errors import CommandError, InvalidNameError, NotFoundError, ReadOnlyPoolError, RefusedError
 from bootagent.model import DatasetInfo, DatasetKind, PoolHealth, PoolInfo, Prop
 from bootagent.runner import DEFAULT_TIMEOUT, CommandResult
 from bootagent.zfs.cli import LIST_COLUMNS, ZfsCli, destroy_order, unescape_diff, unescape_mounts
@@ -358,3 +358,35 @@ def test_unknown_failure_is_a_command_error_with_the_stderr_line() -> None:
         ZfsCli(runner).promote("rpool/ROOT/x")
     assert info.value.message == "promoting rpool/ROOT/x: cannot promote: I/O error"
     assert info.value.returncode == 1
+
+
+def test_a_name_zfs_refuses_is_an_invalid_name_and_names_nothing() -> None:
+    """What OpenZFS prints for a character outside its rule (`zfs snapshot rpool/x@a+b`)."""
+    refused = Reply(
+        stderr="cannot create snapshot 'rpool/ROOT/beta@a+b': invalid character '+' in name\n", returncode=1
+    )
+    runner = FakeRunner(
+        {
+            ("zfs", "snapshot", "rpool/ROOT/beta@a+b"): refused,
+            ("zfs", "list", "-H", "-o", "name", "rpool/ROOT/beta@a+b"): refused,
+        }
+    )
+    with pytest.raises(InvalidNameError, match="invalid character") as info:
+        ZfsCli(runner).snapshot(["rpool/ROOT/beta@a+b"], {})
+    assert info.value.exit_code == 2
+    assert ZfsCli(runner).exists("rpool/ROOT/beta@a+b") is False
+
+
+def test_a_mounted_snapshot_is_listed_as_mounted(tmp_path: Path) -> None:
+    mounts = tmp_path / "mounts"
+    mounts.write_text("rpool/ROOT/beta@s1 /run/bootagent/mnt/beta@s1 zfs ro 0 0\n")
+    runner = FakeRunner(
+        {
+            (*LIST_ARGV, "rpool/ROOT"): Reply(
+                stdout="rpool/ROOT/beta@s1\tsnapshot\t1\t2\t3\t4\t-\t-\t-\t-\n"
+            ),
+            (*GET_ARGV, "rpool/ROOT"): Reply(stdout=""),
+        }
+    )
+    [snap] = ZfsCli(runner, mounts_path=str(mounts)).list_tree("rpool/ROOT")
+    assert snap.mounted

@@ -1,0 +1,135 @@
+"""`bootagent grub-menu`: bootagent's entries for grub.cfg, as /etc/grub.d/42_bootagent prints them.
+
+The I/O around bootagent.grub.menu: the settings grub-mkconfig exports from /etc/default/grub, the config
+(read leniently: a bad config file is warned about and the defaults are used, because update-grub must not
+fail over it), the pool and its environments, and where GRUB finds the writable grubenv. Warnings go to
+stderr, where update-grub shows them. When there is nothing to offer (no pool, no bootable environment),
+nothing is printed: 42_bootagent then keeps GRUB's ordinary entries (10_linux) so the machine still boots.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TextIO
+
+from bootagent.config import Config
+from bootagent.errors import BootagentError, CommandError
+from bootagent.grub.menu import GrubenvPlace, GrubSettings, Menu, MenuInput, build, render
+from bootagent.inventory import assemble
+from bootagent.names import shown
+from bootagent.runner import Runner, run
+from bootagent.zfs.interface import ZfsBackend
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class MenuSources:
+    """What the generator reads from the system."""
+
+    zfs: ZfsBackend
+    runner: Runner = run
+    environ: Mapping[str, str] | None = None  # default: os.environ
+
+
+def detect_pool(zfs: ZfsBackend, config: Config, warnings: list[str]) -> str | None:
+    """The config's pool; else the pool of the running root; else the one imported pool that has the
+    environments' container."""
+    if config.pool:
+        return config.pool
+    root = zfs.mounts().get("/")
+    if root:
+        return root.split("/", 1)[0].split("@", 1)[0]
+    try:
+        pools = zfs.imported_pools()
+    except BootagentError as exc:
+        warnings.append(f"cannot list the imported pools: {exc.message}")
+        return None
+    candidates = [p for p in pools if zfs.exists(config.root_container(p))]
+    if len(candidates) == 1:
+        return candidates[0]
+    if candidates:
+        warnings.append(
+            f"several pools have boot environments ({', '.join(candidates)}) and the root is not on ZFS: "
+            "set 'pool:' in /etc/bootagent/bootagent.yaml"
+        )
+    else:
+        warnings.append(
+            "the running root is not on ZFS and no imported pool has "
+            f"<pool>/{config.layout.root}: set 'pool:' in /etc/bootagent/bootagent.yaml"
+        )
+    return None
+
+
+def grubenv_place(grubenv: str, runner: Runner, warnings: list[str]) -> GrubenvPlace:
+    """How GRUB reaches the file the command line writes: the UUID of its file system and its path there
+    (grub-probe and grub-mkrelpath, the tools grub-mkconfig uses); GRUB's $prefix when they cannot say."""
+    directory = os.path.dirname(grubenv) or "/"
+    try:
+        uuid = runner(["grub-probe", "--target=fs_uuid", directory], timeout=60).stdout.strip()
+        relative = runner(["grub-mkrelpath", directory], timeout=60).stdout.strip()
+    except CommandError as exc:
+        warnings.append(
+            f"cannot tell where GRUB finds {grubenv} ({exc.message}); using GRUB's $prefix/grubenv"
+        )
+        return GrubenvPlace()
+    name = os.path.basename(grubenv)
+    if not uuid or not relative.startswith("/"):
+        warnings.append(f"grub-probe gave no file system UUID for {directory}; using GRUB's $prefix/grubenv")
+        return GrubenvPlace()
+    return GrubenvPlace(uuid=uuid, path=relative.rstrip("/") + "/" + name)
+
+
+def menu_input(config: Config, sources: MenuSources, warnings: list[str]) -> MenuInput | None:
+    environ = dict(os.environ if sources.environ is None else sources.environ)
+    settings, notes = GrubSettings.from_environ(environ)
+    warnings.extend(notes)
+    zfs = sources.zfs
+    pool = detect_pool(zfs, config, warnings)
+    if pool is None:
+        return None
+    container = config.root_container(pool)
+    try:
+        info = zfs.pool_info(pool)
+        tree = zfs.list_tree(container)
+    except BootagentError as exc:
+        warnings.append(f"cannot list the boot environments of {pool}: {exc.message}")
+        return None
+    environments = assemble(container, tree)
+    fallback = None
+    if info.bootfs and info.bootfs.startswith(container + "/"):
+        fallback = info.bootfs[len(container) + 1 :]
+    elif info.bootfs:
+        warnings.append(f"the pool's bootfs {shown(info.bootfs)} is not a boot environment under {container}")
+    uuid = None
+    try:
+        uuid = f"{zfs.pool_guid(pool):016x}"
+    except BootagentError as exc:
+        warnings.append(f"cannot read the guid of {pool} ({exc.message}); GRUB finds it by its name")
+    return MenuInput(
+        pool=pool,
+        root=config.layout.root,
+        environments=tuple(e.name for e in environments),
+        fallback=fallback,
+        pool_uuid=uuid,
+        grubenv=grubenv_place(config.grubenv, sources.runner, warnings),
+        settings=settings,
+    )
+
+
+def generate(config: Config, sources: MenuSources, problems: Sequence[str] = ()) -> Menu:
+    warnings = list(problems)
+    data = menu_input(config, sources, warnings)
+    if data is None:
+        return Menu(None, (), (*warnings, "bootagent adds no entries; GRUB's ordinary entries are kept"))
+    return build(data, warnings)
+
+
+def write(menu: Menu, out: TextIO, err: TextIO) -> None:
+    for warning in menu.warnings:
+        err.write(f"bootagent grub-menu: warning: {warning}\n")
+    out.write(render(menu))
+    out.flush()

@@ -1,0 +1,309 @@
+"""bootagent's part of grub.cfg, from the same model, config and name rule as the command line.
+
+Pure: `build(MenuInput) -> Menu` decides the entries, `render(Menu) -> str` writes them, every value through
+bootagent.grub.script. What `00_header` owns (terminal, serial, timeout, `default`, `load_env` of GRUB's own
+variables) is left to it; what /etc/default/grub says about kernel arguments and the distributor is honoured
+the way `10_linux` honours it:
+
+- the **default entry** boots the environment GRUB picks at boot time from grubenv: `bootagent_once` (one
+  boot only; cleared with one `save_env` before booting), else `bootagent_default`, else the environment
+  baked in here (the pool's `bootfs` when this was generated). A value is used only if it follows the name
+  rule and the environment has a kernel; otherwise GRUB says so and uses the next choice;
+- the **recovery entry** boots the same environment with `bootagent=menu` and also loads the agent's own
+  image, `/boot/bootagent.img`;
+- **one entry per environment**, in a submenu unless `GRUB_DISABLE_SUBMENU` is set (as 10_linux does).
+  Environments whose names the rule refuses are left out, each with a warning that says why.
+
+Kernel arguments: `GRUB_CMDLINE_LINUX` on every entry, `GRUB_CMDLINE_LINUX_DEFAULT` on all but the recovery
+entry (as 10_linux does for its recovery mode). They are split into words the way the kernel splits them
+and each word is quoted for GRUB, so a `;` or a newline in /etc/default/grub can never become a GRUB command.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from bootagent.boot.cmdline import split_words
+from bootagent.grub.script import Var, command, quote, word
+from bootagent.names import GRUB_REGEXP, name_problem, shown
+
+DEV = Var("bootagent_dev")
+ENV_DEV = Var("bootagent_envdev")
+BE = Var("bootagent_be")
+AGENT_IMAGE = "bootagent.img"
+DEFAULT_ID = "bootagent-default"
+RECOVERY_ID = "bootagent-recovery"
+SUBMENU_ID = "bootagent-environments"
+ENTRY_CLASSES = ("--class", "gnu-linux", "--class", "gnu", "--class", "os")
+
+
+@dataclass(frozen=True)
+class GrubSettings:
+    """What /etc/default/grub says, as grub-mkconfig exports it to the grub.d scripts."""
+
+    distributor: str = ""
+    cmdline_linux: tuple[str, ...] = ()
+    cmdline_linux_default: tuple[str, ...] = ()
+    submenu: bool = True
+
+    @property
+    def os_name(self) -> str:
+        """As 10_linux names the system in its titles."""
+        if not self.distributor:
+            return "GNU/Linux"
+        if self.distributor in ("Ubuntu", "Kubuntu"):
+            return self.distributor
+        return f"{self.distributor} GNU/Linux"
+
+    @classmethod
+    def from_environ(cls, environ: dict[str, str]) -> tuple[GrubSettings, tuple[str, ...]]:
+        """The settings, and a warning for every value that had to be cleaned."""
+        warnings: list[str] = []
+
+        def args(key: str) -> tuple[str, ...]:
+            words, problems = kernel_words(environ.get(key, ""))
+            warnings.extend(f"{key}: {p}" for p in problems)
+            return words
+
+        distributor = " ".join(environ.get("GRUB_DISTRIBUTOR", "").split())
+        if any(not ch.isprintable() for ch in distributor):
+            warnings.append("GRUB_DISTRIBUTOR holds control characters; they are left out of the titles")
+            distributor = "".join(ch for ch in distributor if ch.isprintable())
+        disabled = environ.get("GRUB_DISABLE_SUBMENU", "").strip().lower() in {"y", "yes", "true"}
+        return (
+            cls(
+                distributor=distributor,
+                cmdline_linux=args("GRUB_CMDLINE_LINUX"),
+                cmdline_linux_default=args("GRUB_CMDLINE_LINUX_DEFAULT"),
+                submenu=not disabled,
+            ),
+            tuple(warnings),
+        )
+
+
+def kernel_words(text: str) -> tuple[tuple[str, ...], list[str]]:
+    """Kernel arguments as the kernel reads them (white space outside double quotes separates; the quotes
+    group), with the words no kernel command line can carry dropped and reported."""
+    problems: list[str] = []
+    words, balanced = split_words(text)
+    if not balanced:
+        problems.append("unbalanced double quotes; the rest of the line is one argument")
+    kept: list[str] = []
+    for w in words:
+        if any(ord(ch) < 32 or ord(ch) == 127 for ch in w):
+            problems.append(f"the argument {shown(w)} holds control characters and is left out")
+        elif '"' in w or "\\" in w:
+            problems.append(f"the argument {shown(w)} holds a quote or a backslash and is left out")
+        else:
+            kept.append(w)
+    return tuple(kept), problems
+
+
+@dataclass(frozen=True)
+class GrubenvPlace:
+    """Where GRUB finds the writable grubenv: on the file system with this UUID at `path`, or (uuid None) in
+    GRUB's `$prefix` directory."""
+
+    uuid: str | None = None
+    path: str = "/grubenv"
+
+
+@dataclass(frozen=True)
+class MenuInput:
+    pool: str
+    root: str  # the environments' container relative to the pool (layout.root), e.g. "ROOT"
+    environments: tuple[str, ...]  # names, oldest first
+    fallback: str | None  # what the default entry boots when grubenv names nothing usable
+    pool_uuid: str | None = None  # GRUB's fs_uuid of the pool (its guid in hex)
+    grubenv: GrubenvPlace = field(default_factory=GrubenvPlace)
+    settings: GrubSettings = field(default_factory=GrubSettings)
+
+
+@dataclass(frozen=True)
+class Menu:
+    """What goes into grub.cfg, or nothing (`usable` False) with the reasons in `warnings`."""
+
+    input: MenuInput | None
+    environments: tuple[str, ...]  # the ones that get an entry
+    warnings: tuple[str, ...]
+
+    @property
+    def usable(self) -> bool:
+        return self.input is not None and self.input.fallback is not None
+
+
+def build(data: MenuInput, warnings: Sequence[str] = ()) -> Menu:
+    notes = list(warnings)
+    bootable: list[str] = []
+    for name in data.environments:
+        problem = name_problem(name)
+        if problem is None:
+            bootable.append(name)
+        else:
+            notes.append(
+                f"boot environment {shown(name)} gets no GRUB entry: {problem}; rename it with "
+                f"'zfs rename {data.pool}/{data.root}/{name} {data.pool}/{data.root}/NEW-NAME'"
+            )
+    fallback = data.fallback if data.fallback in bootable else (bootable[0] if bootable else None)
+    if data.fallback is not None and fallback != data.fallback and bootable:
+        notes.append(
+            f"the pool's bootfs names {shown(data.fallback)}, which gets no entry; "
+            f"the menu falls back to {fallback}"
+        )
+    if fallback is None:
+        notes.append(f"no bootable boot environment under {data.pool}/{data.root}: bootagent adds no entries")
+        return Menu(None, (), tuple(notes))
+    chosen = MenuInput(
+        pool=data.pool,
+        root=data.root,
+        environments=tuple(bootable),
+        fallback=fallback,
+        pool_uuid=data.pool_uuid,
+        grubenv=data.grubenv,
+        settings=data.settings,
+    )
+    return Menu(chosen, tuple(bootable), tuple(notes))
+
+
+# --- writing ---------------------------------------------------------------------------------------------
+def _boot_path(data: MenuInput, env: str | Var, file: str) -> str:
+    return word("(", DEV, f")/{data.root}/", env, f"@/boot/{file}")
+
+
+def _choice(data: MenuInput, var: Var, indent: str) -> list[str]:
+    """Take `var` as the environment if it is a valid name with a kernel; else say why not."""
+    kernel = _boot_path(data, var, "vmlinuz")
+    return [
+        f"{indent}if regexp {quote(GRUB_REGEXP)} {word(var)}; then",
+        f"{indent}\tif [ -s {kernel} ]; then",
+        f"{indent}\t\tset bootagent_be={word(var)}",
+        f"{indent}\telse",
+        f"{indent}\t\techo {word('bootagent: no boot environment ', var, ', using ', BE)}",
+        f"{indent}\tfi",
+        f"{indent}else",
+        f"{indent}\techo {word('bootagent: ', var, ' is not a boot environment name, using ', BE)}",
+        f"{indent}fi",
+    ]
+
+
+def _preamble(data: MenuInput) -> list[str]:
+    lines = [
+        f"### bootagent: the boot environments of pool {data.pool} (bootagent grub-menu)",
+        "insmod part_gpt",
+        "insmod part_msdos",
+        "insmod zfs",
+        "insmod regexp",
+        f"set bootagent_pool={quote(data.pool)}",
+        f"set bootagent_fallback={quote(data.fallback or '')}",
+        "set bootagent_dev=",
+    ]
+    if data.pool_uuid:
+        lines.append(f"search --no-floppy --fs-uuid --set=bootagent_dev {quote(data.pool_uuid)}")
+        lines.append(f"if [ -z {word(DEV)} ]; then")
+        lines.append(f"\tsearch --no-floppy --label --set=bootagent_dev {quote(data.pool)}")
+        lines.append("fi")
+    else:
+        lines.append(f"search --no-floppy --label --set=bootagent_dev {quote(data.pool)}")
+    if data.grubenv.uuid:
+        lines += [
+            "set bootagent_envdev=",
+            f"search --no-floppy --fs-uuid --set=bootagent_envdev {quote(data.grubenv.uuid)}",
+            f"set bootagent_env={word('(', ENV_DEV, ')' + data.grubenv.path)}",
+        ]
+    else:
+        lines.append(f"set bootagent_env={word(Var('prefix'), data.grubenv.path)}")
+    env = word(Var("bootagent_env"))
+    lines += [
+        "set bootagent_default=",
+        "set bootagent_once=",
+        f"if [ -s {env} ]; then",
+        f"\tload_env -f {env} bootagent_default bootagent_once",
+        "fi",
+        f"set bootagent_be={word(Var('bootagent_fallback'))}",
+        f"if [ -n {word(Var('bootagent_default'))} ]; then",
+        *_choice(data, Var("bootagent_default"), "\t"),
+        "fi",
+        f"if [ -n {word(Var('bootagent_once'))} ]; then",
+        "\tset bootagent_next=" + word(Var("bootagent_once")),
+        "\tset bootagent_once=",
+        f"\tsave_env -f {env} bootagent_once",
+        *_choice(data, Var("bootagent_next"), "\t"),
+        "fi",
+    ]
+    return lines
+
+
+def _entry(
+    data: MenuInput,
+    title: str,
+    ident: str,
+    env: str | Var,
+    *,
+    recovery: bool,
+    indent: str = "",
+) -> list[str]:
+    s = data.settings
+    args = [word("root=ZFS=", Var("bootagent_pool"), f"/{data.root}/", env)]
+    args += [quote(a) for a in s.cmdline_linux]
+    args += ["bootagent=menu"] if recovery else [quote(a) for a in s.cmdline_linux_default]
+    kernel = _boot_path(data, env, "vmlinuz")
+    initrd = _boot_path(data, env, "initrd.img")
+    agent = _boot_path(data, env, AGENT_IMAGE)
+    head = command("menuentry", title, *ENTRY_CLASSES, "--id", quote(ident), "{")
+    lines = [head, f"\techo {word('bootagent: loading ', Var('bootagent_pool'), f'/{data.root}/', env)}"]
+    lines.append("\t" + command("linux", kernel, *args))
+    if recovery:
+        lines += [
+            f"\tif [ -s {agent} ]; then",
+            f"\t\tinitrd {initrd} {agent}",
+            "\telse",
+            "\t\techo "
+            + word(
+                "bootagent: ",
+                env,
+                f" has no /boot/{AGENT_IMAGE} (run bootagent-mkinitrd in it); booting on without the menu",
+            ),
+            f"\t\tinitrd {initrd}",
+            "\tfi",
+        ]
+    else:
+        lines.append(f"\tinitrd {initrd}")
+    lines.append("}")
+    return [indent + line for line in lines]
+
+
+def render(menu: Menu) -> str:
+    """The grub.cfg fragment; empty when the menu is not usable."""
+    data = menu.input
+    if data is None or not menu.usable:
+        return ""
+    os_name = data.settings.os_name
+    out = _preamble(data)
+    out += _entry(data, word(f"{os_name}, boot environment ", BE), DEFAULT_ID, BE, recovery=False)
+    out += _entry(
+        data,
+        word(f"{os_name}, bootagent recovery menu (", BE, ")"),
+        RECOVERY_ID,
+        BE,
+        recovery=True,
+    )
+    per_env: list[str] = []
+    indent = "\t" if data.settings.submenu else ""
+    for name in menu.environments:
+        per_env += _entry(
+            data,
+            quote(f"{os_name}, boot environment {name}"),
+            f"bootagent-be-{name}",
+            name,
+            recovery=False,
+            indent=indent,
+        )
+    if data.settings.submenu and per_env:
+        title = quote(f"{os_name}: all boot environments")
+        out.append(command("submenu", title, "--id", SUBMENU_ID, "{"))
+        out += per_env
+        out.append("}")
+    else:
+        out += per_env
+    return "\n".join(out) + "\n"

@@ -1,0 +1,227 @@
+"""bootagent's grub.cfg entries: built from the model and the name rule, every value quoted, checked by
+GRUB's own grub-script-check, and read back with GRUB's word splitting to see what GRUB will run."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bootagent.grub.menu import GrubenvPlace, GrubSettings, MenuInput, build, kernel_words, render
+from bootagent.names import GRUB_REGEXP
+from tests.unit.grub.grubscript import SEPARATOR, words
+
+# Every command the menu may contain; a value that escaped its quotes would show up as another one.
+COMMANDS = {
+    "###", "insmod", "set", "search", "if", "then", "fi", "else", "load_env", "save_env", "echo",
+    "menuentry", "submenu", "linux", "initrd", "}",
+}  # fmt: skip
+
+HOSTILE_NAMES = (
+    "my test", "a:b", "a;reboot", "$(reboot)", "`x`", "it's", 'dq"', "a\nreboot", "*", "a}b", "${prefix}",
+    "-x", "x" * 65, "ümlaut", "a\\b", "#c", "a>b", "",
+)  # fmt: skip
+HOSTILE_ARGS = (
+    "; reboot",
+    "quiet\nreboot\n",
+    'a="x ; reboot"',
+    "$(reboot) ${prefix} `id`",
+    "it's }{ |&<>",
+    'unbalanced "quote',
+    "tab\there",
+    "back\\slash",
+    "\x01ctl",
+)
+
+
+def grub_script_check(text: str, tmp_path: Path) -> None:
+    tool = shutil.which("grub-script-check")
+    assert tool, "grub-script-check (grub2-common) is installed by scripts/setup-host.sh"
+    cfg = tmp_path / "grub.cfg"
+    cfg.write_text(text)
+    result = subprocess.run([tool, str(cfg)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr + text
+
+
+def commands(text: str) -> list[list[str]]:
+    """Each command's words, as GRUB splits them (lines, and `;` within a line)."""
+    out = []
+    for line in text.splitlines():
+        parsed = words(line.strip())
+        assert parsed, f"empty command line in {text!r}"
+        while parsed:
+            cut = parsed.index(SEPARATOR) if SEPARATOR in parsed else len(parsed)
+            command, parsed = parsed[:cut], parsed[cut + 1 :]
+            assert command, f"an empty command in line {line!r}"
+            assert command[0] in COMMANDS, f"unexpected command {command} in line {line!r}"
+            out.append(command)
+    return out
+
+
+def linux_lines(text: str) -> list[list[str]]:
+    return [c for c in commands(text) if c[0] == "linux"]
+
+
+def make(**kw: object) -> MenuInput:
+    base: dict[str, object] = {
+        "pool": "rpool",
+        "root": "ROOT",
+        "environments": ("alpha", "beta", "gamma"),
+        "fallback": "beta",
+        "pool_uuid": "1f2e3d4c5b6a7980",
+    }
+    base.update(kw)
+    return MenuInput(**base)  # type: ignore[arg-type]
+
+
+@pytest.mark.subprocess
+def test_the_menu_has_default_recovery_and_one_entry_per_environment(tmp_path: Path) -> None:
+    menu = build(make(settings=GrubSettings(distributor="Debian", cmdline_linux=("console=ttyS0,115200",))))
+    text = render(menu)
+    grub_script_check(text, tmp_path)
+    ids = [c[c.index("--id") + 1] for c in commands(text) if c[0] in ("menuentry", "submenu")]
+    assert ids == [
+        "bootagent-default",
+        "bootagent-recovery",
+        "bootagent-environments",
+        "bootagent-be-alpha",
+        "bootagent-be-beta",
+        "bootagent-be-gamma",
+    ]
+    titles = [c[1] for c in commands(text) if c[0] == "menuentry"]
+    assert titles[0] == "Debian GNU/Linux, boot environment ${bootagent_be}"
+    assert titles[1] == "Debian GNU/Linux, bootagent recovery menu (${bootagent_be})"
+    assert titles[2] == "Debian GNU/Linux, boot environment alpha"
+    first, recovery, alpha = linux_lines(text)[:3]
+    assert first[1:] == [
+        "(${bootagent_dev})/ROOT/${bootagent_be}@/boot/vmlinuz",
+        "root=ZFS=${bootagent_pool}/ROOT/${bootagent_be}",
+        "console=ttyS0,115200",
+    ]
+    assert recovery[-1] == "bootagent=menu"
+    assert alpha[1:3] == [
+        "(${bootagent_dev})/ROOT/alpha@/boot/vmlinuz",
+        "root=ZFS=${bootagent_pool}/ROOT/alpha",
+    ]
+    assert "set bootagent_fallback=beta" in text
+    assert f"regexp {GRUB_REGEXP!r}".replace('"', "'") in text
+    assert "search --no-floppy --fs-uuid --set=bootagent_dev 1f2e3d4c5b6a7980" in text
+
+
+def test_what_00_header_owns_is_left_to_it() -> None:
+    text = render(build(make()))
+    for owned in ("serial", "terminal_input", "terminal_output", "timeout", "default"):
+        assert not [c for c in commands(text) if c[0] == owned or (c[0] == "set" and c[1].startswith(owned))]
+
+
+def test_cmdline_default_is_not_on_the_recovery_entry() -> None:
+    text = render(
+        build(make(settings=GrubSettings(cmdline_linux=("a=1",), cmdline_linux_default=("quiet",))))
+    )
+    default, recovery, *others = linux_lines(text)
+    assert default[-2:] == ["a=1", "quiet"]
+    assert recovery[-2:] == ["a=1", "bootagent=menu"]
+    assert all(line[-1] == "quiet" for line in others)
+
+
+def test_without_submenu_the_entries_are_top_level() -> None:
+    text = render(build(make(settings=GrubSettings(submenu=False))))
+    assert "submenu" not in text
+    assert "\tmenuentry" not in text
+
+
+def test_grubenv_on_its_own_file_system() -> None:
+    text = render(build(make(grubenv=GrubenvPlace(uuid="abcd-1234", path="/grub/grubenv"))))
+    cmds = commands(text)
+    assert ["search", "--no-floppy", "--fs-uuid", "--set=bootagent_envdev", "abcd-1234"] in cmds
+    assert ["set", "bootagent_env=(${bootagent_envdev})/grub/grubenv"] in cmds
+    text = render(build(make()))
+    assert ["set", "bootagent_env=${prefix}/grubenv"] in commands(text)
+
+
+def test_the_layout_root_comes_from_the_config() -> None:
+    text = render(build(make(root="sys/BE")))
+    assert "/ROOT/" not in text
+    assert linux_lines(text)[0][1] == "(${bootagent_dev})/sys/BE/${bootagent_be}@/boot/vmlinuz"
+
+
+@pytest.mark.subprocess
+def test_names_outside_the_rule_get_no_entry_and_a_reason(tmp_path: Path) -> None:
+    names = ("alpha", *HOSTILE_NAMES)
+    menu = build(make(environments=names, fallback="my test"))
+    text = render(menu)
+    grub_script_check(text, tmp_path)
+    assert menu.environments == ("alpha", "a:b")
+    ids = [c[c.index("--id") + 1] for c in commands(text) if c[0] == "menuentry"]
+    assert ids == ["bootagent-default", "bootagent-recovery", "bootagent-be-alpha", "bootagent-be-a:b"]
+    assert "set bootagent_fallback=alpha" in text  # the bootfs with a space does not drop the menu
+    warned = "\n".join(menu.warnings)
+    assert "'my test' gets no GRUB entry: it contains a space" in warned
+    assert "zfs rename rpool/ROOT/my test" in warned
+    assert "the pool's bootfs names 'my test'" in warned
+    assert "reboot" not in {c[0] for c in commands(text)}
+
+
+def test_no_bootable_environment_gives_no_menu() -> None:
+    menu = build(make(environments=("my test",), fallback=None))
+    assert not menu.usable
+    assert render(menu) == ""
+    assert any("no bootable boot environment" in w for w in menu.warnings)
+    assert render(build(make(environments=(), fallback=None))) == ""
+
+
+@pytest.mark.subprocess
+@pytest.mark.parametrize("arg", HOSTILE_ARGS)
+def test_hostile_kernel_arguments_never_become_grub_commands(arg: str, tmp_path: Path) -> None:
+    settings_, warnings = GrubSettings.from_environ(
+        {"GRUB_CMDLINE_LINUX": f"console=ttyS0 {arg}", "GRUB_CMDLINE_LINUX_DEFAULT": arg}
+    )
+    text = render(build(make(settings=settings_), warnings))
+    grub_script_check(text, tmp_path)
+    expected = list(kernel_words(f"console=ttyS0 {arg}")[0])
+    for line in linux_lines(text):
+        assert line[3 : 3 + len(expected)] == expected
+
+
+def test_kernel_words_follow_the_kernel() -> None:
+    assert kernel_words('a "b c" d="e f"') == (("a", "b c", "d=e f"), [])
+    words_, problems = kernel_words("quiet\nreboot")
+    assert words_ == ("quiet", "reboot")  # a newline is white space to the kernel: two arguments
+    words_, problems = kernel_words("ok \x01bad back\\slash")
+    assert words_ == ("ok",)
+    assert len(problems) == 2
+    assert kernel_words('x "open')[1] == ["unbalanced double quotes; the rest of the line is one argument"]
+
+
+def test_distributor_is_cleaned_for_titles() -> None:
+    s, warnings = GrubSettings.from_environ({"GRUB_DISTRIBUTOR": "Deb'ian\n$(x)"})
+    assert s.os_name == "Deb'ian $(x) GNU/Linux"
+    title = commands(render(build(make(settings=s))))
+    assert [c for c in title if c[0] == "menuentry"][2][1] == "Deb'ian $(x) GNU/Linux, boot environment alpha"
+    assert GrubSettings().os_name == "GNU/Linux"
+    assert GrubSettings(distributor="Ubuntu").os_name == "Ubuntu"
+    assert GrubSettings.from_environ({"GRUB_DISABLE_SUBMENU": "y"})[0].submenu is False
+
+
+@pytest.mark.subprocess
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    names=st.lists(st.text(max_size=12), max_size=5),
+    cmdline=st.text(max_size=40),
+    distributor=st.text(max_size=15),
+    pool=st.sampled_from(["rpool", "tank", "my-pool.1:x"]),
+)
+def test_any_input_gives_a_valid_menu_with_only_its_own_commands(
+    names: list[str], cmdline: str, distributor: str, pool: str, tmp_path: Path
+) -> None:
+    s, warnings = GrubSettings.from_environ(
+        {"GRUB_CMDLINE_LINUX": cmdline.replace("\0", ""), "GRUB_DISTRIBUTOR": distributor.replace("\0", "")}
+    )
+    menu = build(make(pool=pool, environments=("base", *names), fallback=None, settings=s), warnings)
+    text = render(menu)
+    grub_script_check(text, tmp_path)
+    commands(text)
