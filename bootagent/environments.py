@@ -7,17 +7,17 @@ place, so the CLI, the early-boot agent and unattended recovery all obey the sam
 
 from __future__ import annotations
 
-import difflib
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from bootagent.bootstate import BootChoice, BootStore
+from bootagent.bootstate import BootStore
 from bootagent.config import Config
 from bootagent.errors import BootagentError, NotFoundError, RefusedError, UsageError
+from bootagent.inventory import Inventory, assemble
 from bootagent.journal import Journal
 from bootagent.model import (
     FACTORY_HOLD_TAG,
@@ -25,109 +25,29 @@ from bootagent.model import (
     BootEnvironment,
     BootState,
     CreatedBy,
-    DatasetInfo,
-    DatasetKind,
     Flag,
-    PoolInfo,
     Prop,
     Snapshot,
     split_target,
     validate_name,
 )
 from bootagent.prune import PrunePlan, RetentionPolicy, plan_prune, protected_reason
+from bootagent.resume import Resolution, ResumeContext, resolve_pending
 from bootagent.zfs.interface import DiffEntry, ZfsBackend
 
 LOG = logging.getLogger(__name__)
 
+__all__ = [
+    "BootEnvironments",
+    "Inventory",  # re-exported: it lives in bootagent.inventory
+    "RollForwardResult",
+    "RollbackResult",
+    "check_description",
+    "unique_name",
+]
+
 MAX_DESCRIPTION = 1024
 MOUNT_BASE = "/run/bootagent/mnt"
-
-
-@dataclass(frozen=True)
-class Inventory:
-    pool: PoolInfo
-    root: str  # "<pool>/<root>"
-    environments: tuple[BootEnvironment, ...]  # oldest first
-    state: BootState
-    boot_choice: BootChoice
-
-    def find(self, name: str) -> BootEnvironment:
-        for env in self.environments:
-            if env.name == name:
-                return env
-        close = difflib.get_close_matches(name, [e.name for e in self.environments], n=1)
-        raise NotFoundError(
-            f"no boot environment {name!r} in {self.root}",
-            hint=f"did you mean {close[0]!r}?" if close else "see 'bootagent list'",
-        )
-
-    def find_snapshot(self, env_name: str, snap_name: str) -> Snapshot:
-        env = self.find(env_name)
-        for snap in env.snapshots:
-            if snap.name == snap_name:
-                return snap
-        close = difflib.get_close_matches(snap_name, [s.name for s in env.snapshots], n=1)
-        raise NotFoundError(
-            f"boot environment {env_name!r} has no snapshot {snap_name!r}",
-            hint=f"did you mean {env_name}@{close[0]}?" if close else f"see 'bootagent list {env_name}'",
-        )
-
-    def by_dataset(self, dataset: str) -> BootEnvironment | None:
-        for env in self.environments:
-            if env.dataset == dataset:
-                return env
-        return None
-
-    def snapshot_by_full_name(self, full_name: str) -> Snapshot | None:
-        dataset, _, name = full_name.partition("@")
-        env = self.by_dataset(dataset)
-        if env is None:
-            return None
-        return next((s for s in env.snapshots if s.name == name), None)
-
-    def flags(self, env: BootEnvironment) -> tuple[Flag, ...]:
-        out: list[Flag] = []
-        if env.name == self.state.active:
-            out.append(Flag.ACTIVE)
-        if env.name == self.state.next_once:
-            out.append(Flag.NEXT_BOOT)
-        if env.name == self.state.running:
-            out.append(Flag.RUNNING)
-        if env.name == self.state.last_known_good:
-            out.append(Flag.LAST_KNOWN_GOOD)
-        if env.keep:
-            out.append(Flag.KEEP)
-        return tuple(out)
-
-    def current(self) -> BootEnvironment:
-        """The environment an operation applies to by default: the running one, else the active one."""
-        name = self.state.running or self.state.active
-        if name is None:
-            raise UsageError(
-                "no environment is running or active, so there is no default",
-                hint="name the environment explicitly",
-            )
-        return self.find(name)
-
-    def history(self, env: BootEnvironment) -> list[Snapshot]:
-        """Earlier states of `env`, newest first: its own snapshots, then the snapshot it was cloned from
-        and the older snapshots of that environment, and so on (first-parent history)."""
-        out: list[Snapshot] = []
-        seen: set[str] = set()
-        current: BootEnvironment | None = env
-        upto: int | None = None  # only snapshots at or before this txg in an ancestor
-        while current is not None and current.dataset not in seen:
-            seen.add(current.dataset)
-            snaps = [s for s in current.snapshots if upto is None or s.createtxg <= upto]
-            out.extend(sorted(snaps, key=lambda s: s.createtxg, reverse=True))
-            if not current.origin:
-                break
-            origin = self.snapshot_by_full_name(current.origin)
-            if origin is None:
-                break
-            upto = origin.createtxg
-            current = self.by_dataset(origin.dataset)
-        return out
 
 
 @dataclass(frozen=True)
@@ -167,6 +87,32 @@ class BootEnvironments:
         self.kernel_release = kernel_release
         self.mount_base = mount_base
         self.root = config.root_container(pool)
+        self.resolutions: list[Resolution] = []  # operations cut short earlier, closed by this instance
+        self._resumed = False
+
+    # --- operations cut short --------------------------------------------------------------------------
+    def resume_pending(self) -> list[Resolution]:
+        """Finish or undo what a power cut left pending (bootagent.resume), once, before the first change."""
+        if self._resumed:
+            return []
+        self._resumed = True
+        ctx = ResumeContext(
+            zfs=self.zfs,
+            boot=self.boot,
+            journal=self.journal,
+            pool=self.pool,
+            root=self.root,
+            refusal=self._refusal_now,
+        )
+        done = resolve_pending(ctx)
+        self.resolutions.extend(done)
+        return done
+
+    def _refusal_now(self, target: str) -> str | None:
+        try:
+            return self.destroy_refusal(self.inventory(), target)
+        except BootagentError as exc:
+            return exc.message
 
     # --- reading -------------------------------------------------------------------------------------
     def inventory(self) -> Inventory:
@@ -174,7 +120,7 @@ class BootEnvironments:
         tree = self.zfs.list_tree(self.root)
         mounts = self.zfs.mounts()
         choice = self.boot.read()
-        envs = _assemble(self.root, tree)
+        envs = assemble(self.root, tree)
         names = {e.name for e in envs}
         running_ds = mounts.get("/")
         running = (
@@ -209,6 +155,7 @@ class BootEnvironments:
         description: str = "",
         created_by: CreatedBy = CreatedBy.MANUAL,
     ) -> Snapshot:
+        self.resume_pending()
         inv = self.inventory()
         env = inv.find(env_name) if env_name else inv.current()
         snap_name = (
@@ -221,7 +168,9 @@ class BootEnvironments:
             self._make_room(inv)
         full = f"{env.dataset}@{snap_name}"
         props = {Prop.DESCRIPTION.value: description, Prop.CREATED_BY.value: created_by.value}
-        with self.journal.operation("checkpoint", f"{env.name}@{snap_name}", detail=description):
+        with self.journal.operation(
+            "checkpoint", f"{env.name}@{snap_name}", detail=description, data={"snapshot": full}
+        ):
             self.zfs.snapshot([full], props)
         return self.inventory().find_snapshot(env.name, snap_name)
 
@@ -259,6 +208,7 @@ class BootEnvironments:
         rolled_back_from: str | None = None,
     ) -> BootEnvironment:
         """Clone a new environment from an environment (snapshotted first) or any of its snapshots."""
+        self.resume_pending()
         validate_name(name, what="environment name")
         description = check_description(description)
         inv = self.inventory()
@@ -275,7 +225,10 @@ class BootEnvironments:
             if snap_name is not None:
                 inv.find_snapshot(env_name, snap_name)
         with self.journal.operation(
-            "create", name, detail=description, data={"source": source or src_env.name}
+            "create",
+            name,
+            detail=description,
+            data={"source": source or src_env.name, "dataset": f"{self.root}/{name}"},
         ) as op:
             if snap_name is None:
                 snap_name = f"create-{name}"[:MAX_NAME]
@@ -310,13 +263,14 @@ class BootEnvironments:
 
     # --- activation ----------------------------------------------------------------------------------
     def activate(self, name: str, *, once: bool = False) -> BootEnvironment:
+        self.resume_pending()
         inv = self.inventory()
         env = inv.find(name)
         if once:
-            with self.journal.operation("activate-once", name):
+            with self.journal.operation("activate-once", name, data={"dataset": env.dataset}):
                 self.boot.set_once(name)
         else:
-            with self.journal.operation("activate", name):
+            with self.journal.operation("activate", name, data={"dataset": env.dataset}):
                 self.boot.set_default(self.pool, env.dataset, name)
                 if inv.boot_choice.once == name:
                     self.boot.set_once(None)
@@ -364,6 +318,7 @@ class BootEnvironments:
         new_name: str | None = None,
         created_by: CreatedBy = CreatedBy.MANUAL,
     ) -> RollbackResult:
+        self.resume_pending()
         inv = self.inventory()
         env = inv.find(env_name) if env_name else inv.current()
         target = self.resolve_history_target(inv, env, steps=steps, to=to)
@@ -415,6 +370,7 @@ class BootEnvironments:
         )
 
     def roll_forward(self, env_name: str | None = None, *, steps: int | None = None) -> RollForwardResult:
+        self.resume_pending()
         inv = self.inventory()
         env = inv.find(env_name) if env_name else inv.current()
         if not env.rolled_back_from:
@@ -434,11 +390,15 @@ class BootEnvironments:
                 f"{env.name} is {len(forward)} step(s) behind {source.name}; cannot go forward {count}"
             )
         target = forward[count - 1]
-        with self.journal.operation("roll-forward", env.name, data={"to": _label(target)}):
+        name = (
+            target.name
+            if isinstance(target, BootEnvironment)
+            else unique_name(f"{target.environment}-{target.name}", [e.name for e in inv.environments])
+        )
+        with self.journal.operation("roll-forward", env.name, data={"to": _label(target), "new": name}):
             if isinstance(target, BootEnvironment):
                 self.activate(target.name)
                 return RollForwardResult(environment=target.name, source=target.name, created=False)
-            name = unique_name(f"{target.environment}-{target.name}", [e.name for e in inv.environments])
             new_env = self.create(
                 name,
                 target.label,
@@ -487,6 +447,7 @@ class BootEnvironments:
             )
 
     def destroy(self, targets: Sequence[str]) -> list[str]:
+        self.resume_pending()
         inv = self.inventory()
         self.check_destroyable(inv, targets)
         names: list[str] = []
@@ -536,6 +497,8 @@ class BootEnvironments:
         return replace(env, snapshots=snaps)
 
     def prune(self, *, dry_run: bool = False) -> PrunePlan:
+        if not dry_run:
+            self.resume_pending()
         plan = self.plan_prune()
         if not dry_run and plan.items:
             self._destroy_planned(plan)
@@ -549,11 +512,12 @@ class BootEnvironments:
 
     # --- flags ---------------------------------------------------------------------------------------
     def set_keep(self, target: str, keep: bool) -> None:
+        self.resume_pending()
         inv = self.inventory()
         env_name, snap_name = split_target(target)
         env = inv.find(env_name)
         name = env.dataset if snap_name is None else inv.find_snapshot(env_name, snap_name).full_name
-        with self.journal.operation("keep" if keep else "unkeep", target):
+        with self.journal.operation("keep" if keep else "unkeep", target, data={"dataset": name}):
             if keep:
                 self.zfs.set_user(name, {Prop.KEEP.value: "on"})
             else:
@@ -561,12 +525,14 @@ class BootEnvironments:
 
     def mark_good(self, env_name: str | None = None) -> BootEnvironment:
         """Record that `env` (default: the running one) booted and passed its health checks."""
+        self.resume_pending()
         inv = self.inventory()
         env = inv.find(env_name) if env_name else inv.current()
         props = {Prop.LAST_GOOD.value: str(int(self.clock()))}
+        data = {"dataset": env.dataset, "value": props[Prop.LAST_GOOD.value]}
         if env.name == inv.state.running:
             props[Prop.KERNEL.value] = self.kernel_release()
-        with self.journal.operation("mark-good", env.name):
+        with self.journal.operation("mark-good", env.name, data=data):
             self.zfs.set_user(env.dataset, props)
         return self.inventory().find(env.name)
 
@@ -651,6 +617,8 @@ def _destroy_blocker(snap: Snapshot) -> str | None:
         return "boot environments were cloned from it: " + ", ".join(
             c.rsplit("/", 1)[-1] for c in snap.clones
         )
+    if snap.mounted:
+        return f"it is mounted (unmount it with 'bootagent umount {snap.label}')"
     return None
 
 
@@ -676,76 +644,3 @@ def unique_name(base: str, existing: Iterable[str]) -> str:
         if candidate not in taken:
             return validate_name(candidate)
     raise BootagentError(f"no free name near {base!r}")
-
-
-def _assemble(root: str, tree: Sequence[DatasetInfo]) -> list[BootEnvironment]:
-    """Build the environments (direct children of `root`) with their snapshots from a flat listing."""
-    clones: dict[str, list[str]] = {}
-    for ds in tree:
-        if ds.origin:
-            clones.setdefault(ds.origin, []).append(ds.name)
-    snaps_by_ds: dict[str, list[DatasetInfo]] = {}
-    for ds in tree:
-        if ds.kind is DatasetKind.SNAPSHOT:
-            snaps_by_ds.setdefault(ds.dataset, []).append(ds)
-    envs: list[BootEnvironment] = []
-    for ds in tree:
-        if ds.kind is not DatasetKind.FILESYSTEM or ds.name.rpartition("/")[0] != root:
-            continue
-        name = ds.short_name
-        snapshots = tuple(
-            _snapshot(name, s, clones.get(s.name, []))
-            for s in sorted(snaps_by_ds.get(ds.name, []), key=lambda s: s.createtxg)
-        )
-        envs.append(
-            BootEnvironment(
-                name=name,
-                dataset=ds.name,
-                created=ds.creation,
-                used=ds.used,
-                referenced=ds.referenced,
-                origin=ds.origin,
-                mountpoint=ds.mountpoint,
-                mounted=ds.mounted,
-                kernel=ds.user_props.get(Prop.KERNEL.value) or None,
-                description=ds.user_props.get(Prop.DESCRIPTION.value, ""),
-                created_by=CreatedBy.parse(ds.user_props.get(Prop.CREATED_BY.value)),
-                keep=_is_on(ds.user_props, Prop.KEEP),
-                last_good=_int_or_none(ds.user_props.get(Prop.LAST_GOOD.value)),
-                rolled_back_from=ds.user_props.get(Prop.ROLLED_BACK_FROM.value) or None,
-                snapshots=snapshots,
-            )
-        )
-    envs.sort(key=lambda e: (e.created, e.name))
-    return envs
-
-
-def _snapshot(env: str, ds: DatasetInfo, clones: list[str]) -> Snapshot:
-    return Snapshot(
-        environment=env,
-        dataset=ds.dataset,
-        name=ds.short_name,
-        created=ds.creation,
-        createtxg=ds.createtxg,
-        used=ds.used,
-        referenced=ds.referenced,
-        description=ds.user_props.get(Prop.DESCRIPTION.value, ""),
-        created_by=CreatedBy.parse(ds.user_props.get(Prop.CREATED_BY.value)),
-        keep=_is_on(ds.user_props, Prop.KEEP),
-        clones=tuple(sorted(clones)),
-    )
-
-
-def _is_on(props: Mapping[str, str], prop: Prop) -> bool:
-    return props.get(prop.value, "").strip().lower() in {"on", "yes", "true", "1"}
-
-
-def _int_or_none(value: str | None) -> int | None:
-    if value is None:
-        return None
-    try:
-        number = int(value)
-    except ValueError:
-        LOG.warning("ignoring a malformed timestamp %r", value)
-        return None
-    return number if number > 0 else None

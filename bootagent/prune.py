@@ -51,6 +51,8 @@ def protected_reason(snapshot: Snapshot, policy: RetentionPolicy) -> str | None:
         return "held (" + ", ".join(sorted(snapshot.holds)) + ")"
     if snapshot.clones:
         return "origin of " + ", ".join(snapshot.clones)
+    if snapshot.mounted:
+        return "mounted"
     if snapshot.created_by not in policy.prune_created_by:
         return f"created by {snapshot.created_by.value}"
     return None

@@ -466,6 +466,18 @@ def test_prune_never_touches_manual_keep_held_or_cloned(
     assert [i.snapshot.name for i in plan.items] == ["auto-3"]  # auto-4 is the min_keep floor
 
 
+def test_a_mounted_snapshot_is_neither_pruned_nor_destroyed(
+    zfs: FakeZfs, grubenv: GrubenvFile, journal: Journal
+) -> None:
+    """ZFS refuses to destroy a mounted snapshot: the domain says so first (not a whole batch failing)."""
+    _add_auto(zfs, "alpha", 3)
+    envs = make(zfs, grubenv, journal, retention=replace(Retention(), keep_count=1, max_age_days=0))
+    zfs.mounted["/run/bootagent/mnt/alpha@auto-0"] = "rpool/ROOT/alpha@auto-0"
+    assert [i.snapshot.name for i in envs.prune(dry_run=True).items] == ["auto-1"]
+    with pytest.raises(RefusedError, match="it is mounted"):
+        envs.destroy(["alpha@auto-0"])
+
+
 def test_prune_by_age(zfs: FakeZfs, grubenv: GrubenvFile, journal: Journal) -> None:
     _add_auto(zfs, "beta", 3)
     zfs.nodes["rpool/ROOT/beta@auto-0"].creation = int(NOW - 100 * 86400)

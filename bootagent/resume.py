@@ -1,0 +1,222 @@
+"""Operations cut short: each pending intent is finished or undone from what ZFS and grubenv show now.
+
+Every change writes its intent to the journal before it starts, with what is needed to judge it later, and
+its outcome after. A power cut in between leaves the intent pending. Before the next change (a command, or
+the early-boot agent going read-write), `resolve_pending` looks at each pending intent, newest first (an
+operation's inner steps were written after it), and closes it:
+
+- checkpoint: the snapshot exists (resumed: it was made) or not (failed: nothing was made);
+- create: the clone exists (resumed; its canmount/mountpoint are finished if the cut came before) or not;
+- activate: the environment exists: grubenv and bootfs are set again, so they agree (resumed);
+- activate-once: the next-boot choice is it (resumed) or not (failed: a trial is never re-armed by itself);
+- rollback, roll-forward: the new environment exists and is complete: it is made the default (resumed);
+  else nothing was made (failed);
+- rollback-destroy-newer, destroy, prune: nothing left (resumed), all left (failed: nothing changed), some
+  left: the rest is destroyed if the safety rules still allow it (resumed), else it stays (failed);
+- keep, unkeep, mark-good: the property holds the value (resumed) or not (failed).
+
+A destructive step is finished only if the safety rules still allow it now; otherwise it stays as far as it
+got and the outcome says so. An intent of an action this version does not know stays pending. Nothing here
+raises for one intent: a step that cannot be finished now is reported and left pending for the next run.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from bootagent.bootstate import BootStore
+from bootagent.errors import BootagentError
+from bootagent.journal import Journal, JournalEntry, Outcome
+from bootagent.model import Prop
+from bootagent.zfs.interface import ZfsBackend
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ResumeContext:
+    zfs: ZfsBackend
+    boot: BootStore
+    journal: Journal
+    pool: str
+    root: str  # "<pool>/<root>", the environments' container
+    refusal: Callable[[str], str | None]  # why ENV or ENV@SNAP may not be destroyed now, or None
+
+
+@dataclass(frozen=True)
+class Resolution:
+    intent: JournalEntry
+    outcome: Outcome
+    detail: str
+
+    def describe(self) -> str:
+        what = {Outcome.RESUMED: "finished", Outcome.ROLLED_BACK: "undone", Outcome.FAILED: "closed"}.get(
+            self.outcome, self.outcome.value
+        )
+        return f"{self.intent.action} {self.intent.target} was cut short earlier; {what}: {self.detail}"
+
+
+Verdict = tuple[Outcome, str]
+
+
+def _dataset(ctx: ResumeContext, intent: JournalEntry, name: str) -> str:
+    return intent.data.get("dataset") or f"{ctx.root}/{name}"
+
+
+def _checkpoint(ctx: ResumeContext, intent: JournalEntry) -> Verdict:
+    full = intent.data.get("snapshot") or f"{ctx.root}/{intent.target}"
+    if ctx.zfs.exists(full):
+        return Outcome.RESUMED, f"the snapshot {full} had been made"
+    return Outcome.FAILED, "no snapshot was made; nothing changed"
+
+
+def _finish_clone(ctx: ResumeContext, dataset: str) -> str:
+    info = next((d for d in ctx.zfs.list_tree(dataset) if d.name == dataset), None)
+    if info is not None and (info.canmount != "noauto" or info.mountpoint != "/"):
+        ctx.zfs.set_native(dataset, {"canmount": "noauto", "mountpoint": "/"})
+        return "its mount settings were finished"
+    return "it was complete"
+
+
+def _create(ctx: ResumeContext, intent: JournalEntry) -> Verdict:
+    dataset = _dataset(ctx, intent, intent.target)
+    if not ctx.zfs.exists(dataset):
+        return Outcome.FAILED, "no environment was made; nothing changed"
+    return Outcome.RESUMED, f"{dataset} exists; {_finish_clone(ctx, dataset)}"
+
+
+def _activate(ctx: ResumeContext, intent: JournalEntry) -> Verdict:
+    dataset = _dataset(ctx, intent, intent.target)
+    if not ctx.zfs.exists(dataset):
+        return Outcome.FAILED, f"{dataset} does not exist; the default was not changed"
+    ctx.boot.set_default(ctx.pool, dataset, intent.target)
+    return Outcome.RESUMED, f"{intent.target} is the default (grubenv and bootfs agree)"
+
+
+def _activate_once(ctx: ResumeContext, intent: JournalEntry) -> Verdict:
+    if ctx.boot.read().once == intent.target:
+        return Outcome.RESUMED, f"{intent.target} is chosen for the next boot"
+    return Outcome.FAILED, "the next-boot choice was not made (a trial boot is never re-armed by itself)"
+
+
+def _new_environment(ctx: ResumeContext, intent: JournalEntry, key: str) -> Verdict:
+    name = intent.data.get(key)
+    if not name:
+        return Outcome.FAILED, "the intent does not name the new environment; nothing is changed now"
+    dataset = f"{ctx.root}/{name}"
+    if not ctx.zfs.exists(dataset):
+        return Outcome.FAILED, f"{name} was not made; the default was not changed"
+    note = _finish_clone(ctx, dataset)
+    ctx.boot.set_default(ctx.pool, dataset, name)
+    return Outcome.RESUMED, f"{name} exists ({note}) and is the default"
+
+
+def _roll_forward(ctx: ResumeContext, intent: JournalEntry) -> Verdict:
+    target = intent.data.get("to", "")
+    if "@" not in target:  # forward to an existing environment: activating it is all there was
+        dataset = f"{ctx.root}/{target}"
+        if target and ctx.zfs.exists(dataset):
+            ctx.boot.set_default(ctx.pool, dataset, target)
+            return Outcome.RESUMED, f"{target} is the default"
+        return Outcome.FAILED, "nothing was changed"
+    return _new_environment(ctx, intent, "new")
+
+
+def _destroyed(
+    ctx: ResumeContext, intent: JournalEntry, names: Sequence[str], finish: Callable[[list[str]], None]
+) -> Verdict:
+    left = [n for n in names if ctx.zfs.exists(n)]
+    if not left:
+        return Outcome.RESUMED, "everything had been destroyed"
+    if len(left) == len(names):
+        return Outcome.FAILED, "nothing had been destroyed; nothing changed"
+    refusals = [f"{t}: {why}" for t in _targets(ctx, left) if (why := ctx.refusal(t)) is not None]
+    if refusals:
+        return Outcome.FAILED, "partly done; the rest is protected now (" + "; ".join(refusals) + ")"
+    finish(left)
+    return Outcome.RESUMED, "destroyed the rest: " + ", ".join(left)
+
+
+def _targets(ctx: ResumeContext, names: Sequence[str]) -> list[str]:
+    prefix = ctx.root + "/"
+    return [n[len(prefix) :] for n in names if n.startswith(prefix)]
+
+
+def _destroy(ctx: ResumeContext, intent: JournalEntry) -> Verdict:
+    names = intent.data.get("datasets", "").split()
+    return _destroyed(ctx, intent, names, ctx.zfs.destroy)
+
+
+def _rollback_in_place(ctx: ResumeContext, intent: JournalEntry) -> Verdict:
+    env = intent.target
+    target = intent.data.get("target", "")
+    snaps = [f"{ctx.root}/{env}@{s}" for s in intent.data.get("destroys", "").split()]
+    full = f"{ctx.root}/{target}"
+    if not snaps or not ctx.zfs.exists(full):
+        return Outcome.FAILED, "nothing to judge it by; nothing is changed now"
+
+    def finish(_left: list[str]) -> None:
+        ctx.zfs.rollback_destroying_newer(full)
+
+    if all(ctx.zfs.exists(s) for s in snaps):
+        return Outcome.FAILED, "nothing had been destroyed; nothing changed"
+    return _destroyed(ctx, intent, snaps, finish)
+
+
+def _user_prop(ctx: ResumeContext, intent: JournalEntry, prop: Prop, want: str | None) -> Verdict:
+    """Whether the property holds `want` (None: cleared); set_user and inherit_user are atomic."""
+    name = intent.data.get("dataset") or f"{ctx.root}/{intent.target}"
+    if not ctx.zfs.exists(name):
+        return Outcome.FAILED, f"{name} does not exist"
+    record = next((r for r in ctx.zfs.list_tree(name.partition("@")[0]) if r.name == name), None)
+    value = record.user_props.get(prop.value) if record is not None else None
+    if value == want:
+        return Outcome.RESUMED, f"{prop.value} is {'cleared' if want is None else want}"
+    return Outcome.FAILED, f"{prop.value} was not changed"
+
+
+_RESOLVERS: dict[str, Callable[[ResumeContext, JournalEntry], Verdict]] = {
+    "checkpoint": _checkpoint,
+    "create": _create,
+    "activate": _activate,
+    "activate-once": _activate_once,
+    "rollback": lambda ctx, intent: _new_environment(ctx, intent, "new"),
+    "roll-forward": _roll_forward,
+    "rollback-destroy-newer": _rollback_in_place,
+    "destroy": _destroy,
+    "prune": _destroy,
+    "keep": lambda ctx, intent: _user_prop(ctx, intent, Prop.KEEP, "on"),
+    "unkeep": lambda ctx, intent: _user_prop(ctx, intent, Prop.KEEP, None),
+    "mark-good": lambda ctx, intent: _user_prop(ctx, intent, Prop.LAST_GOOD, intent.data.get("value", "")),
+}
+
+
+def resolve_pending(ctx: ResumeContext) -> list[Resolution]:
+    """Close every pending intent this version understands; return what was done (for the user)."""
+    out: list[Resolution] = []
+    for intent in reversed(ctx.journal.pending()):
+        resolver = _RESOLVERS.get(intent.action)
+        if resolver is None:
+            LOG.warning(
+                "an operation cut short earlier (%s %s) is not one this version can finish; it stays pending",
+                intent.action,
+                intent.target,
+            )
+            continue
+        try:
+            outcome, detail = resolver(ctx, intent)
+        except BootagentError as exc:
+            LOG.warning(
+                "could not finish %s %s, cut short earlier: %s (it stays pending)",
+                intent.action,
+                intent.target,
+                exc.message,
+            )
+            continue
+        ctx.journal.close_pending(intent, outcome, detail)
+        resolution = Resolution(intent, outcome, detail)
+        LOG.info("%s", resolution.describe())
+        out.append(resolution)
+    return out
