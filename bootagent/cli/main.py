@@ -6,6 +6,7 @@ One parser, one dispatcher, one top-level error handler that maps the error hier
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -20,6 +21,7 @@ from bootagent.cli.context import Context, build_context
 from bootagent.config import Config, load_config
 from bootagent.errors import BootagentError, ExitCode, RefusedError, UsageError
 from bootagent.model import CreatedBy
+from bootagent.names import shown, split_target, validate_name
 from bootagent.zfs.interface import ZfsBackend
 
 LOG = logging.getLogger("bootagent")
@@ -27,7 +29,10 @@ LOG = logging.getLogger("bootagent")
 EPILOG = """\
 exit codes: 0 ok, 1 internal error (run with --debug for the traceback), 2 usage or bad name,
 3 invalid configuration, 4 not found, 5 refused by a safety rule (nothing changed),
-6 a zfs/zpool/system call failed, 7 an operation stopped part-way (see 'bootagent status')"""
+6 a zfs/zpool/system call failed, 7 an operation stopped part-way (see 'bootagent status'),
+130 interrupted (Ctrl-C), 141 the output was closed early (e.g. '| head'; the change itself is done)"""
+EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
 
 
 @dataclass(frozen=True)
@@ -57,8 +62,91 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(message, hint=f"see '{self.prog} --help'")
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout")
+def _global_options(p: argparse.ArgumentParser, *, default: Any) -> None:
+    """The options every verb takes, before or after the verb (after it, they default to SUPPRESS so the
+    values given before the verb stay)."""
+
+    def value(fallback: Any) -> Any:
+        return fallback if default is None else default
+
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        default=value(None),
+        help="configuration file (default /etc/bootagent/bootagent.yaml)",
+    )
+    p.add_argument(
+        "--pool",
+        metavar="POOL",
+        default=value(None),
+        help="the pool (default: from the config, else the root's pool)",
+    )
+    p.add_argument(
+        "--debug",
+        action="store_true",
+        default=value(False),
+        help="verbose log; show tracebacks of internal errors",
+    )
+    p.add_argument(
+        "--json", action="store_true", default=value(False), help="print machine-readable JSON on stdout"
+    )
+
+
+# --- argument types: every name is checked when the command line is read, before the pool is touched ---
+def environment_arg(text: str) -> str:
+    return validate_name(text, what="environment name")
+
+
+def snapshot_name_arg(text: str) -> str:
+    return validate_name(text, what="snapshot name")
+
+
+def target_arg(text: str) -> str:
+    """ENV or ENV@SNAPSHOT."""
+    split_target(text)
+    return text
+
+
+def snapshot_target_arg(text: str) -> str:
+    """ENV@SNAPSHOT."""
+    env, snap = split_target(text)
+    if snap is None:
+        raise UsageError(
+            f"{shown(text)} names an environment; a snapshot is needed here",
+            hint=f"write ENV@SNAPSHOT, e.g. {env}@SNAPSHOT",
+        )
+    return text
+
+
+def history_target_arg(text: str) -> str:
+    """A snapshot in the history: SNAPSHOT or ENV@SNAPSHOT."""
+    if "@" in text:
+        return snapshot_target_arg(text)
+    return snapshot_name_arg(text)
+
+
+def target_or_path_arg(text: str) -> str:
+    return text if text.startswith("/") else target_arg(text)
+
+
+def steps_arg(text: str) -> int:
+    try:
+        number = int(text, 10)
+    except ValueError:
+        raise UsageError(f"--steps wants a number, not {shown(text)}") from None
+    if not 1 <= number <= 10000:
+        raise UsageError(f"--steps must be 1 or more (got {number})")
+    return number
+
+
+def entries_arg(text: str) -> int:
+    try:
+        number = int(text, 10)
+    except ValueError:
+        raise UsageError(f"--entries wants a number, not {shown(text)}") from None
+    if not 0 <= number <= 100000:
+        raise UsageError(f"--entries must be between 0 and 100000 (got {number})")
+    return number
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,35 +157,26 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"bootagent {__version__}")
-    parser.add_argument(
-        "--config", metavar="FILE", help="configuration file (default /etc/bootagent/bootagent.yaml)"
-    )
-    parser.add_argument(
-        "--pool", metavar="POOL", help="the pool (default: from the config, else the root's pool)"
-    )
-    parser.add_argument(
-        "--debug", action="store_true", help="verbose log; show tracebacks of internal errors"
-    )
-    parser.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout")
+    _global_options(parser, default=None)
     sub = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=Parser)
     sub.required = True
 
-    def verb(name: str, handler: Handler, help: str, **kw: Any) -> argparse.ArgumentParser:
+    def verb(name: str, handler: Handler | None, help: str, **kw: Any) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help, **kw)
-        _common(p)
+        _global_options(p, default=argparse.SUPPRESS)
         p.set_defaults(handler=handler)
         return p
 
     p = verb("list", cmd_list, "list boot environments and their snapshots")
-    p.add_argument("environment", nargs="?", help="show only this environment")
+    p.add_argument("environment", nargs="?", type=environment_arg, help="show only this environment")
     p.add_argument("-s", "--snapshots", action="store_true", help="include snapshots")
     p.add_argument(
         "--history", action="store_true", help="show the rollback history (steps) of an environment"
     )
 
     p = verb("checkpoint", cmd_checkpoint, "snapshot an environment (default: the running one)")
-    p.add_argument("environment", nargs="?")
-    p.add_argument("-n", "--name", help="snapshot name (default: cp-YYYYMMDD-HHMMSS)")
+    p.add_argument("environment", nargs="?", type=environment_arg)
+    p.add_argument("-n", "--name", type=snapshot_name_arg, help="snapshot name (default: cp-YYYYMMDD-HHMMSS)")
     p.add_argument("-d", "--description", default="", help="free text, any characters but control characters")
     p.add_argument(
         "--created-by",
@@ -107,13 +186,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = verb("create", cmd_create, "create a new environment from an environment or a snapshot (a clone)")
-    p.add_argument("name")
-    p.add_argument("source", nargs="?", help="ENV or ENV@SNAPSHOT (default: the running environment)")
+    p.add_argument("name", type=environment_arg)
+    p.add_argument(
+        "source", nargs="?", type=target_arg, help="ENV or ENV@SNAPSHOT (default: the running environment)"
+    )
     p.add_argument("-d", "--description", default="")
     p.add_argument("--activate", action="store_true", help="also make it the default")
 
     p = verb("activate", cmd_activate, "make an environment the default, or (--once) the next boot only")
-    p.add_argument("environment")
+    p.add_argument("environment", type=environment_arg)
     p.add_argument(
         "--once", action="store_true", help="next boot only (a trial); later boots use the default"
     )
@@ -124,11 +205,13 @@ def build_parser() -> argparse.ArgumentParser:
         "go back to an earlier state; by default a new environment is made and activated, "
         "the current one kept",
     )
-    p.add_argument("environment", nargs="?", help="default: the running environment")
+    p.add_argument("environment", nargs="?", type=environment_arg, help="default: the running environment")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--steps", type=int, help="how many states back (default 1; see 'list --history')")
-    g.add_argument("--to", metavar="SNAPSHOT", help="a snapshot in the history, or ENV@SNAPSHOT")
-    p.add_argument("--name", help="name of the new environment (default ENV-SNAPSHOT)")
+    g.add_argument("--steps", type=steps_arg, help="how many states back (default 1; see 'list --history')")
+    g.add_argument(
+        "--to", metavar="SNAPSHOT", type=history_target_arg, help="a snapshot in the history, or ENV@SNAPSHOT"
+    )
+    p.add_argument("--name", type=environment_arg, help="name of the new environment (default ENV-SNAPSHOT)")
     p.add_argument(
         "--destroy-newer",
         action="store_true",
@@ -137,36 +220,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--yes", action="store_true", help="do not ask for the typed confirmation")
 
     p = verb("rollforward", cmd_rollforward, "undo a rollback: go forward again (default: all the way)")
-    p.add_argument("environment", nargs="?")
-    p.add_argument("--steps", type=int, help="how many states forward (default: back to the latest)")
+    p.add_argument("environment", nargs="?", type=environment_arg)
+    p.add_argument("--steps", type=steps_arg, help="how many states forward (default: back to the latest)")
 
     p = verb("destroy", cmd_destroy, "destroy environments or snapshots (protected ones are refused)")
-    p.add_argument("targets", nargs="+", metavar="ENV[@SNAPSHOT]")
+    p.add_argument("targets", nargs="+", metavar="ENV[@SNAPSHOT]", type=target_arg)
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
     p = verb("prune", cmd_prune, "remove old automatic checkpoints by count, age and free space")
     p.add_argument("--dry-run", action="store_true", help="only show what would be removed")
 
     p = verb("mount", cmd_mount, "mount an environment or snapshot read-only")
-    p.add_argument("target", metavar="ENV[@SNAPSHOT]")
+    p.add_argument("target", metavar="ENV[@SNAPSHOT]", type=target_arg)
     p.add_argument("path", nargs="?", help="an empty directory (default /run/bootagent/mnt/TARGET)")
 
     p = verb("umount", cmd_umount, "unmount what 'bootagent mount' mounted")
-    p.add_argument("target", metavar="ENV[@SNAPSHOT]|PATH")
+    p.add_argument("target", metavar="ENV[@SNAPSHOT]|PATH", type=target_or_path_arg)
 
     p = verb("diff", cmd_diff, "list the files that differ between a snapshot and a later state")
-    p.add_argument("older", metavar="ENV@SNAPSHOT")
-    p.add_argument("newer", metavar="ENV[@SNAPSHOT]")
+    p.add_argument("older", metavar="ENV@SNAPSHOT", type=snapshot_target_arg)
+    p.add_argument("newer", metavar="ENV[@SNAPSHOT]", type=target_arg)
 
     p = verb("keep", cmd_keep, "set or clear the keep flag (kept items are never destroyed or pruned)")
-    p.add_argument("target", metavar="ENV[@SNAPSHOT]")
+    p.add_argument("target", metavar="ENV[@SNAPSHOT]", type=target_arg)
     p.add_argument("--off", action="store_true", help="clear the flag")
 
     p = verb("mark-good", cmd_mark_good, "record that this boot is good (run after health checks)")
-    p.add_argument("environment", nargs="?")
+    p.add_argument("environment", nargs="?", type=environment_arg)
 
     p = verb("status", cmd_status, "pool health, boot choices and the latest journal entries")
-    p.add_argument("-n", "--entries", type=int, default=10, help="journal entries to show (default 10)")
+    p.add_argument(
+        "-n", "--entries", type=entries_arg, default=10, help="journal entries to show (default 10)"
+    )
+
+    p = verb(
+        "grub-menu",
+        None,  # needs no pool context: main() calls cmd_grub_menu
+        "print bootagent's GRUB menu entries (what /etc/grub.d/42_bootagent adds to grub.cfg)",
+    )
+    p.set_defaults(needs_pool=False)
     return parser
 
 
@@ -330,6 +422,7 @@ def cmd_status(ctx: Context, args: argparse.Namespace) -> Output:
     inv = ctx.envs.inventory()
     entries = ctx.journal.entries(args.entries)
     pending = ctx.journal.pending()
+    damage = ctx.journal.damage()
     data = {
         "pool": render.inventory_json(inv)["pool"],
         "active": inv.state.active,
@@ -339,6 +432,11 @@ def cmd_status(ctx: Context, args: argparse.Namespace) -> Output:
         "grubenv_damaged": inv.boot_choice.grubenv_damaged,
         "journal": [render.journal_json(e) for e in entries],
         "pending": [render.journal_json(e) for e in pending],
+        "journal_damage": {
+            "unreadable": damage.unreadable,
+            "offsets": list(damage.offsets),
+            "torn_tail": damage.torn_tail,
+        },
     }
     lines = [
         f"pool:            {inv.pool.name} {inv.pool.health.value}"
@@ -351,6 +449,8 @@ def cmd_status(ctx: Context, args: argparse.Namespace) -> Output:
     ]
     if inv.boot_choice.grubenv_damaged:
         lines.append(f"warning: {ctx.config.grubenv} is damaged; its values were ignored")
+    if damage.damaged:
+        lines.append(f"warning: {ctx.journal.path}: {damage.summary()}")
     if pending:
         lines.append("operations cut short (no outcome recorded):")
         lines.extend(f"  {render.when(e.time)} {e.action} {e.target}" for e in pending)
@@ -377,6 +477,30 @@ def _default_backend() -> ZfsBackend:
     return system
 
 
+def cmd_grub_menu(
+    args: argparse.Namespace, backend: Callable[[], ZfsBackend], out: TextIO, err: TextIO
+) -> int:
+    """GRUB's menu never waits on a strict config: problems are warnings, the defaults are used."""
+    from bootagent.grub.generate import MenuSources, generate, write
+
+    loaded = load_config(args.config, strict=False)
+    config = replace(loaded.config, pool=args.pool) if args.pool else loaded.config
+    problems = [f"configuration: {p} (the default is used)" for p in loaded.problems]
+    menu = generate(config, MenuSources(zfs=backend()), problems)
+    write(menu, out, err)
+    return int(ExitCode.OK)
+
+
+def _text_streams(out: TextIO, err: TextIO) -> None:
+    """Whatever a name or a zfs message holds (undecodable bytes arrive as surrogates), printing it never
+    fails: such characters are written as backslash escapes."""
+    for stream in (out, err):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            with contextlib.suppress(ValueError, OSError):
+                reconfigure(errors="backslashreplace")
+
+
 def main(
     argv: Sequence[str] | None = None,
     *,
@@ -387,6 +511,7 @@ def main(
 ) -> int:
     out = stdout or sys.stdout
     err = stderr or sys.stderr
+    _text_streams(out, err)
     raw = list(sys.argv[1:] if argv is None else argv)
     want_json = "--json" in raw
     debug = "--debug" in raw
@@ -396,9 +521,14 @@ def main(
         except SystemExit as exc:  # --help and --version
             return int(exc.code or 0) if not isinstance(exc.code, str) else int(ExitCode.USAGE)
         _setup_logging(args.debug)
+        if not getattr(args, "needs_pool", True):
+            return cmd_grub_menu(args, backend, out, err)
         config = load_config(args.config, strict=True).config
         ctx = build_context(config, backend(), pool=args.pool, menu=menu(config))
         result: Output = args.handler(ctx, args)
+        if ctx.envs.resolutions:  # operations a power cut left pending, closed before this one
+            earlier = tuple(r.describe() for r in ctx.envs.resolutions)
+            result = replace(result, warnings=(*earlier, *result.warnings))
     except BootagentError as exc:
         if want_json:
             json.dump(
@@ -417,21 +547,37 @@ def main(
         return int(exc.exit_code)
     except KeyboardInterrupt:
         err.write("bootagent: interrupted\n")
-        return 130
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return _broken_pipe()
     except Exception as exc:
         if debug:
             raise
         err.write(f"bootagent: internal error: {type(exc).__name__}: {exc}\n")
         err.write("hint: run again with --debug for the traceback, and report it\n")
         return int(ExitCode.BUG)
-    for warning in result.warnings:
-        err.write(f"bootagent: warning: {warning}\n")
-    if want_json or args.json:
-        json.dump(result.data, out, indent=2, ensure_ascii=False)
-        out.write("\n")
-    else:
-        out.write(result.text + "\n")
+    try:
+        for warning in result.warnings:
+            err.write(f"bootagent: warning: {warning}\n")
+        if want_json or args.json:
+            json.dump(result.data, out, indent=2, ensure_ascii=False)
+            out.write("\n")
+        else:
+            out.write(result.text + "\n")
+        out.flush()
+    except BrokenPipeError:
+        return _broken_pipe()
     return int(ExitCode.OK)
+
+
+def _broken_pipe() -> int:
+    """The reader of our output went away (`bootagent list | head`). Point stdout at /dev/null so the
+    interpreter's own flush at exit does not fail again."""
+    import os
+
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":  # pragma: no cover

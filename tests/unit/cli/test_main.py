@@ -242,7 +242,7 @@ def test_user_error_exit_codes_and_json_errors(cli: Any) -> None:
     r = cli("checkpoint", "-n", "bad name", "--json")
     assert r.code == ExitCode.USAGE
     assert r.json()["exit_code"] == 2
-    assert "' '" in r.json()["error"]
+    assert "contains a space" in r.json()["error"]
     r = cli("frobnicate")
     assert r.code == ExitCode.USAGE
     assert "invalid choice" in r.err
@@ -302,3 +302,110 @@ def test_a_failed_menu_update_is_a_warning_not_an_error(cli: Any, menu: FakeMenu
     assert r.json()["grub_menu_updated"] is False
     assert r.err == f"bootagent: warning: {menu.warning}\n"
     assert zfs.exists("rpool/ROOT/new")
+
+
+# --- every argument is checked before the pool is touched --------------------------------------------------
+BAD_NAMES = ["", "my test", "a+b", "-x", "x" * 65, "bad\udcffbyte", "é"]
+NAME_ARGS = [
+    ["list", "{}"],
+    ["checkpoint", "{}"],
+    ["checkpoint", "-n", "{}"],
+    ["create", "{}"],
+    ["create", "new", "{}"],
+    ["create", "new", "beta@{}"],
+    ["activate", "{}"],
+    ["rollback", "{}"],
+    ["rollback", "--name", "{}"],
+    ["rollback", "--to", "{}"],
+    ["rollforward", "{}"],
+    ["destroy", "{}"],
+    ["mount", "{}"],
+    ["umount", "{}"],
+    ["diff", "beta@{}", "beta"],
+    ["keep", "{}"],
+    ["mark-good", "{}"],
+]
+
+
+@pytest.mark.parametrize("bad", BAD_NAMES)
+@pytest.mark.parametrize("argv", NAME_ARGS, ids=lambda a: " ".join(a))
+def test_bad_names_are_refused_before_the_pool_is_touched(argv: list[str], bad: str, config: Path) -> None:
+    """The symptom: the pool was asked first; an empty name acted on the running environment; a name that
+    was not UTF-8 ended in a traceback."""
+
+    def no_pool() -> FakeZfs:
+        raise AssertionError("the pool was touched before the arguments were checked")
+
+    out, err = io.StringIO(), io.StringIO()
+    args = [a.replace("{}", bad) for a in argv]
+    code = main(["--config", str(config), *args, "--json"], backend=no_pool, stdout=out, stderr=err)
+    assert code == ExitCode.USAGE, err.getvalue()
+    assert json.loads(out.getvalue())["exit_code"] == ExitCode.USAGE
+    assert "Traceback" not in err.getvalue()
+    err.getvalue().encode("ascii")  # whatever the name held, the message prints on any terminal
+
+
+@pytest.mark.parametrize("steps", ["0", "-1", "x", ""])
+def test_bad_numbers_are_usage_errors(steps: str, config: Path) -> None:
+    err = io.StringIO()
+    code = main(["--config", str(config), "rollback", "--steps", steps], stdout=io.StringIO(), stderr=err)
+    assert code == ExitCode.USAGE
+    assert "--steps" in err.getvalue()
+
+
+def test_global_options_work_after_the_verb_too(zfs: FakeZfs, config: Path, menu: FakeMenu) -> None:
+    out = io.StringIO()
+    code = main(
+        ["list", "--config", str(config), "--pool", "rpool", "--json", "--debug"],
+        backend=lambda: zfs,
+        menu=lambda _c: menu,
+        stdout=out,
+        stderr=io.StringIO(),
+    )
+    assert code == 0
+    assert [e["name"] for e in json.loads(out.getvalue())["environments"]] == ["alpha", "beta", "gamma"]
+    err = io.StringIO()
+    code = main(["list", "--config", str(config), "--pool", "tank"], backend=lambda: zfs, stderr=err)
+    assert code == ExitCode.NOT_FOUND  # --pool after the verb is obeyed, not ignored
+    assert "tank" in err.getvalue()
+
+
+def test_every_exit_code_is_documented(capsys: pytest.CaptureFixture[str]) -> None:
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--help"])
+    helptext = capsys.readouterr().out
+    for code in [*(int(c) for c in ExitCode), 130, 141]:
+        assert f"| {code} |" in readme, code
+        assert f"{code} " in helptext, code
+
+
+def test_ctrl_c_and_a_closed_output(zfs: FakeZfs, config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def interrupted() -> FakeZfs:
+        raise KeyboardInterrupt
+
+    err = io.StringIO()
+    assert main(["--config", str(config), "list"], backend=interrupted, stderr=err) == 130
+    assert "interrupted" in err.getvalue()
+
+    class ClosedPipe(io.StringIO):
+        def write(self, text: str) -> int:
+            raise BrokenPipeError
+
+    monkeypatch.setattr("sys.stdout", io.StringIO())  # what the dup2 to /dev/null would replace
+    assert main(["--config", str(config), "list"], backend=lambda: zfs, stdout=ClosedPipe()) == 141
+
+
+def test_an_operation_cut_short_earlier_is_reported_by_the_next_change(cli: Any, zfs: FakeZfs) -> None:
+    from bootagent.journal import Journal, Outcome
+    from bootagent.model import Actor
+
+    state = next(p for p, d in zfs.mounted.items() if d == "rpool/bootagent")
+    Journal(state, actor=Actor.CLI).record(
+        "checkpoint", "beta@cut", Outcome.INTENT, data={"snapshot": "rpool/ROOT/beta@cut"}
+    )
+    assert len(cli("status", "--json").json()["pending"]) == 1
+    r = cli("checkpoint", "-n", "next")
+    assert r.code == 0
+    assert "checkpoint beta@cut was cut short earlier; closed: no snapshot was made" in r.err
+    assert cli("status", "--json").json()["pending"] == []
