@@ -8,32 +8,56 @@ problems are returned to be logged as warnings) -- a bad config never blocks a b
 
 Values are judged on the composed YAML nodes (tag and style), not on what PyYAML would construct, so the
 YAML 1.1 traps are caught: `pool: no` is a boolean, `0755` is octal, `"10"` is a string, and duplicate keys
-(which PyYAML silently collapses) are reported. Only `yaml.compose` with the safe loader is used.
+(which PyYAML silently collapses) are reported. Nothing is ever constructed: the nodes are composed from
+the safe parser's events by `_compose`, without recursion.
+
+Any bytes in the file give problems, never an exception other than ConfigError (strict) and never one at all
+(lenient), in time linear in the file's size: the file is read up to MAX_BYTES, nesting is limited to
+_MAX_DEPTH levels, aliases are refused (a few lines of them stand for billions of nodes), integers are
+judged by their digits before int() sees them, and values are escaped and cut short in messages.
 """
 
 from __future__ import annotations
 
 import difflib
+import errno
 import logging
 import os
 import re
+import stat
+import string
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeGuard, TypeVar, cast
 
 import yaml
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.events import (
+    AliasEvent,
+    CollectionEndEvent,
+    CollectionStartEvent,
+    DocumentStartEvent,
+    ScalarEvent,
+    SequenceStartEvent,
+)
+from yaml.nodes import CollectionNode, MappingNode, Node, ScalarNode, SequenceNode
 
 from bootagent.errors import ConfigError, ConfigProblem
 from bootagent.model import CreatedBy, validate_name
+from bootagent.names import PUNCTUATION
 
 LOG = logging.getLogger(__name__)
 
 DEFAULT_PATH: Final = "/etc/bootagent/bootagent.yaml"
 ENV_VAR: Final = "BOOTAGENT_CONFIG"
 
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C loader when PyYAML has libyaml
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C parser when PyYAML has libyaml
+
+# The largest file read (a configuration is a few kilobytes; the shipped example is 4 kB). Loading is linear
+# in the size anyway; the cap bounds the time and memory a wrong file can cost at boot. Not Final:
+# benchmarks/config_load.py lifts it to time bigger files.
+MAX_BYTES = 256 * 1024
+_MAX_DEPTH: Final = 32  # nesting levels of lists and mappings (the schema needs 3)
 
 
 # --------------------------------------------------------------------------------------------- the values
@@ -151,16 +175,22 @@ class LoadedConfig:
 
 # ------------------------------------------------------------------------------------------- name checks
 
-_NAME_CHARS = re.compile(r"[A-Za-z0-9_.:-]")
-_NAME_CHAR_HELP = "use ASCII letters, digits and _ - . :"
+# Dataset and pool names in the config follow bootagent's one name rule for characters (bootagent.names:
+# ZFS's own set without the space, which the kernel command line cannot carry).
+_NAME_CHARS: Final = frozenset(string.ascii_letters + string.digits + PUNCTUATION)
+_NAME_CHAR_HELP = "use ASCII letters, digits and " + " ".join(PUNCTUATION)
+_BAD_CHARS_LISTED: Final = 10
 _POOL_RESERVED_PREFIXES = ("mirror", "raidz", "draid", "spare")
 
 
 def _bad_chars(text: str) -> str | None:
-    bad = sorted({c for c in text if not _NAME_CHARS.fullmatch(c)})
+    bad = sorted(set(text) - _NAME_CHARS)
     if not bad:
         return None
-    return f"it contains {', '.join(repr(c) for c in bad)}; {_NAME_CHAR_HELP}"
+    listed = ", ".join(repr(c) for c in bad[:_BAD_CHARS_LISTED])
+    if len(bad) > _BAD_CHARS_LISTED:
+        listed += f" and {len(bad) - _BAD_CHARS_LISTED} other characters"
+    return f"it contains {listed}; {_NAME_CHAR_HELP}"
 
 
 def pool_name_problem(name: str) -> str | None:
@@ -193,7 +223,9 @@ def dataset_name_problem(name: str, *, pool: str | None = None) -> str | None:
     if name.endswith("/"):
         return "it must not end with '/'"
     if pool is not None and name.startswith(pool + "/"):
-        return f"it must be relative to the pool: write {name[len(pool) + 1 :]!r}, without {pool + '/'!r}"
+        return (
+            f"it must be relative to the pool: write {_quoted(name[len(pool) + 1 :])}, without {pool + '/'!r}"
+        )
     if (chars := _bad_chars(name.replace("/", ""))) is not None:
         return chars
     if any(part in (".", "..") for part in name.split("/")):
@@ -220,8 +252,15 @@ def snapshot_name_problem(name: str) -> str | None:
 
 _TAG = "tag:yaml.org,2002:"
 _STR, _INT, _FLOAT, _BOOL, _NULL = (_TAG + t for t in ("str", "int", "float", "bool", "null"))
+_SEQ, _MAP, _MERGE = (_TAG + t for t in ("seq", "map", "merge"))
+# the tags a plain scalar may resolve to (besides merge); a key with any other tag was tagged explicitly
+_IMPLICIT_TAGS: Final = frozenset({_STR, _INT, _FLOAT, _BOOL, _NULL, _TAG + "timestamp", _TAG + "value"})
 _DECIMAL_RE = re.compile(r"[-+]?(0|[1-9][0-9_]*)")
+_MAX_DIGITS: Final = 18  # more is out of every range; int() is slow on long strings and refuses 4300 digits
 _TRUE = frozenset({"yes", "true", "on"})
+_SHOWN: Final = 60  # the most characters of a value quoted in a message
+_HINTS: Final = 100  # 'did you mean' searches per file
+_LOGGED: Final = 100  # problems logged one by one (all are returned)
 
 
 class _Invalid:
@@ -233,18 +272,43 @@ _T = TypeVar("_T")
 _E = TypeVar("_E", bound=StrEnum)
 
 
+def _shown(text: str, limit: int = _SHOWN) -> str:
+    """`text` as part of a message: characters that are not printable escaped (a message goes to terminals,
+    JSON and the kernel log), and cut short when long."""
+    cut = text[:limit]
+    if not cut.isprintable():
+        cut = "".join(c if c.isprintable() else repr(c)[1:-1] for c in cut)
+    return cut if len(text) <= limit else f"{cut}... ({len(text)} characters)"
+
+
+def _quoted(text: str) -> str:
+    """`text` quoted as repr() quotes it (escaping what is not printable), cut short when long."""
+    return repr(text) if len(text) <= _SHOWN else f"{text[:_SHOWN]!r}... ({len(text)} characters)"
+
+
+def _tag_shown(tag: str) -> str:
+    return _shown("!!" + tag.removeprefix(_TAG) if tag.startswith(_TAG) else tag)
+
+
 def _is_plain(node: ScalarNode) -> bool:
     return not node.style  # None with the Python loader, "" with the C one
 
 
+def _is_mapping(node: Node) -> TypeGuard[MappingNode]:
+    return isinstance(node, MappingNode) and node.tag == _MAP  # not, say, !!python/object {...}
+
+
+def _is_list(node: Node) -> TypeGuard[SequenceNode]:
+    return isinstance(node, SequenceNode) and node.tag == _SEQ
+
+
 def _describe(node: Node) -> str:
     """What a node is, for messages: 'a boolean (no)', 'a list', ..."""
-    if isinstance(node, MappingNode):
-        return "a mapping"
-    if isinstance(node, SequenceNode):
-        return "a list"
+    if isinstance(node, CollectionNode):
+        what = "a mapping" if isinstance(node, MappingNode) else "a list"
+        return what if node.tag in (_MAP, _SEQ) else f"{what} tagged {_tag_shown(node.tag)}"
     assert isinstance(node, ScalarNode)
-    value = node.value
+    value = _shown(node.value)
     if node.style in ("'", '"'):
         return f'a quoted string ("{value}")'
     if node.style in ("|", ">"):
@@ -260,7 +324,7 @@ def _describe(node: Node) -> str:
     }
     kind = kinds.get(node.tag)
     if kind is None:
-        return f"a value tagged {node.tag} ({value})"
+        return f"a value tagged {_tag_shown(node.tag)} ({value})"
     return f"{kind} ({value})"
 
 
@@ -277,6 +341,19 @@ class _Checker:
         self.pool: str | None = None
         self.nodes: dict[str, Node] = {}  # dotted key -> value node, for the cross-checks
         self.element_nodes: dict[tuple[str, str], Node] = {}  # (dotted key, list item) -> item node
+        self.hints_left = _HINTS
+
+    def close_match(self, word: str, possibilities: Sequence[str]) -> str | None:
+        """The one of `possibilities` closest to `word`, for a 'did you mean' hint.
+
+        Only the first _HINTS searches are made: a search is the slowest step of a problem, and a file with
+        thousands of unknown names is not a configuration with typos.
+        """
+        if self.hints_left <= 0:
+            return None
+        self.hints_left -= 1
+        close = difflib.get_close_matches(word, possibilities, n=1)
+        return close[0] if close else None
 
     def problem(self, node: Node | None, message: str) -> _Invalid:
         line, column = _line_col(node) if node is not None else (None, None)
@@ -314,7 +391,7 @@ class _Checker:
         text: str = node.value
         reason = why_invalid(text)
         if reason is not None:
-            return self.problem(node, f"{key}: {text!r} is not a valid {kind}: {reason}")
+            return self.problem(node, f"{key}: {_quoted(text)} is not a valid {kind}: {reason}")
         return text
 
     def integer(
@@ -349,9 +426,11 @@ class _Checker:
                 notation = "an octal number (leading 0)"
             return self.problem(
                 node,
-                f"{key}: expected {expected}, got {text}, "
+                f"{key}: expected {expected}, got {_shown(text)}, "
                 f"which YAML reads as {notation}; write it in decimal",
             )
+        if len(text.lstrip("+-").replace("_", "")) > _MAX_DIGITS:
+            return self.problem(node, f"{key}: expected {expected}, got {_shown(text)}")
         value = int(text.replace("_", ""), 10)
         if not low <= value <= high:
             return self.problem(node, f"{key}: expected {expected}, got {value}")
@@ -369,9 +448,9 @@ class _Checker:
             return self.wrong_type(key, node, expected, lambda _: False)
         if node.value in valid:
             return enum(node.value)
-        close = difflib.get_close_matches(node.value, valid, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        return self.problem(node, f"{key}: expected {expected}, got {node.value!r}{hint}")
+        close = self.close_match(node.value, valid)
+        hint = f" (did you mean {close!r}?)" if close else ""
+        return self.problem(node, f"{key}: expected {expected}, got {_quoted(node.value)}{hint}")
 
     def tristate(self, key: str, node: Node) -> Tristate | _Invalid:
         if isinstance(node, ScalarNode) and node.tag == _BOOL:
@@ -382,18 +461,18 @@ class _Checker:
 
     def items(self, key: str, node: Node, expected: str, check: Callable[[str, Node], _T | _Invalid]) -> Any:
         """A list whose invalid items are reported and dropped (valid ones are kept); duplicates collapse."""
-        if not isinstance(node, SequenceNode):
+        if not _is_list(node):
             hint = ""
             if isinstance(node, ScalarNode) and node.tag == _STR and _is_plain(node):
-                hint = f"; write [{node.value}]"
+                hint = f"; write [{_shown(node.value)}]"
             if isinstance(node, ScalarNode) and node.tag == _NULL:
                 hint = "; write [] for none"
             return self.problem(node, f"{key}: expected a list of {expected}, got {_describe(node)}{hint}")
-        result: list[_T] = []
+        result: dict[_T, None] = {}  # a dict, not a list: `in` must not rescan the items so far
         for item in node.value:
             value = check(f"{key} item", item)
             if not isinstance(value, _Invalid) and value not in result:
-                result.append(value)
+                result[value] = None
                 self.element_nodes[key, str(value)] = item
         return tuple(result)
 
@@ -494,6 +573,10 @@ _TOP_ORDER: Final = (
     "journal",
 )
 _ALL_KEYS: Final = [*_TOP_ORDER] + [f"{s}.{k}" for s, (_, keys) in _SECTIONS.items() for k in keys]
+_KEYS_BY_NAME: Final = {  # 'rows' -> ['console.rows']
+    name: [k for k in _ALL_KEYS if k.rsplit(".", 1)[-1] == name]
+    for name in {k.rsplit(".", 1)[-1] for k in _ALL_KEYS}
+}
 
 
 def _mapping(c: _Checker, prefix: str, node: MappingNode, known: Sequence[str]) -> dict[str, list[Node]]:
@@ -506,21 +589,21 @@ def _mapping(c: _Checker, prefix: str, node: MappingNode, known: Sequence[str]) 
     first_line: dict[str, int] = {}
     where = f"{prefix}: " if prefix else ""
     for key_node, value_node in node.value:
-        if not isinstance(key_node, ScalarNode) or key_node.tag == _TAG + "merge":
-            what = "a merge key ('<<')" if isinstance(key_node, ScalarNode) else _describe(key_node)
+        if not isinstance(key_node, ScalarNode) or key_node.tag not in _IMPLICIT_TAGS:
+            merge = isinstance(key_node, ScalarNode) and key_node.tag == _MERGE
+            what = "a merge key ('<<')" if merge else _describe(key_node)
             c.problem(key_node, f"{where}expected a setting name, got {what}")
             continue
         name: str = key_node.value
         dotted = f"{prefix}.{name}" if prefix else name
         if name not in known:
-            close = difflib.get_close_matches(name, known, n=1)
-            if close:
-                hint = f"did you mean {close[0]!r}?"
-            elif elsewhere := [k for k in _ALL_KEYS if k.rsplit(".", 1)[-1] == name and k != dotted]:
+            if close := c.close_match(name, known):
+                hint = f"did you mean {close!r}?"
+            elif elsewhere := [k for k in _KEYS_BY_NAME.get(name, ()) if k != dotted]:
                 hint = f"did you mean {elsewhere[0]!r}?"
             else:
                 hint = "expected one of " + ", ".join(known)
-            c.problem(key_node, f"{dotted}: unknown key; {hint}")
+            c.problem(key_node, f"{_shown(dotted)}: unknown key; {hint}")
             continue
         if name in first_line:
             c.problem(
@@ -537,7 +620,7 @@ def _check_section(c: _Checker, name: str, node: Node) -> Any:
     cls, checks = _SECTIONS[name]
     if isinstance(node, ScalarNode) and node.tag == _NULL:
         return cls()  # a section with every key commented out
-    if not isinstance(node, MappingNode):
+    if not _is_mapping(node):
         return c.problem(node, f"{name}: expected a mapping of settings, got {_describe(node)}")
     section: dict[str, Any] = {}
     for key, value_nodes in _mapping(c, name, node, list(checks)).items():
@@ -553,7 +636,7 @@ def _check_section(c: _Checker, name: str, node: Node) -> Any:
 def _check_document(c: _Checker, root: Node | None) -> Config:
     if root is None or (isinstance(root, ScalarNode) and root.tag == _NULL):
         return Config(source=c.path)  # an empty file
-    if not isinstance(root, MappingNode):
+    if not _is_mapping(root):
         c.problem(
             root, f"expected a mapping of settings (key: value) at the top of the file, got {_describe(root)}"
         )
@@ -602,13 +685,15 @@ def _cross_check(c: _Checker, config: Config, *, strict: bool) -> Config:
         )
         containers = {"layout.root": layout.root, "layout.factory": layout.factory}
 
+    customer_datasets = frozenset(config.customer_datasets)
+
     def clashes(key: str, name: str) -> str | None:
         for other_key, other in containers.items():
             if _overlap(name, other):
                 return f"{other_key} ({other!r}), which bootagent creates and destroys"
         if name == layout.state_dataset:
             return f"layout.state_dataset ({name!r}), which no reset may erase"
-        if key == "layout.config_datasets" and name in config.customer_datasets:
+        if key == "layout.config_datasets" and name in customer_datasets:
             return "customer_datasets; customer data is never reset"
         return None
 
@@ -630,22 +715,128 @@ def _cross_check(c: _Checker, config: Config, *, strict: bool) -> Config:
 # ---------------------------------------------------------------------------------------------- loading
 
 
+class _Refused(Exception):
+    """Valid YAML that the configuration does not accept, found while composing."""
+
+    def __init__(self, mark: yaml.Mark | None, message: str) -> None:
+        super().__init__(message)
+        self.mark = mark
+        self.message = message
+
+
+def _mark(mark: object) -> yaml.Mark | None:
+    """An event's mark, typed as a node's (the C parser's marks have the same line and column)."""
+    return cast("yaml.Mark | None", mark)
+
+
+def _tag(loader: Any, kind: type[Node], tag: str | None, value: str | None, implicit: Any) -> str:
+    """A node's tag: the explicit one, or the one the resolver gives the plain value (YAML 1.1 rules)."""
+    if tag is not None and tag != "!":
+        return tag
+    resolved: str = loader.resolve(kind, value, implicit)
+    return resolved
+
+
+def _compose(text: str) -> Node | None:
+    """The document's root node, as `yaml.compose()` would return it, composed from the parser's events.
+
+    PyYAML's own composer recurses once per nesting level: the C one in C (a few ten thousand `[` crash the
+    process), the Python one in Python (RecursionError). Here the open collections are a list, and no deeper
+    than _MAX_DEPTH. Aliases are refused: they are never needed in this file, and a few lines of them stand
+    for billions of nodes to whatever walks the tree. Anchors alone are harmless and ignored.
+    """
+    loader = _Loader(text)
+    try:
+        root: Node | None = None
+        document: DocumentStartEvent | None = None
+        open_nodes: list[CollectionNode] = []
+        keys: list[Node | None] = []  # per open collection: a mapping's key waiting for its value
+        while loader.check_event():
+            event = loader.get_event()
+            node: Node
+            if isinstance(event, ScalarEvent):
+                tag = _tag(loader, ScalarNode, event.tag, event.value, event.implicit)
+                start, end = _mark(event.start_mark), _mark(event.end_mark)
+                node = ScalarNode(tag, event.value, start, end, style=event.style)
+            elif isinstance(event, CollectionStartEvent):
+                if len(open_nodes) >= _MAX_DEPTH:
+                    raise _Refused(
+                        _mark(event.start_mark), f"nested too deeply (more than {_MAX_DEPTH} levels)"
+                    )
+                kind = SequenceNode if isinstance(event, SequenceStartEvent) else MappingNode
+                tag = _tag(loader, kind, event.tag, None, event.implicit)
+                node = kind(tag, [], _mark(event.start_mark), None, flow_style=event.flow_style)
+            elif isinstance(event, CollectionEndEvent):
+                open_nodes.pop().end_mark = _mark(event.end_mark)
+                keys.pop()
+                continue
+            elif isinstance(event, AliasEvent):
+                raise _Refused(
+                    _mark(event.start_mark),
+                    f"aliases (*{_shown(event.anchor or '')}) are not allowed in the configuration; "
+                    "write the value itself",
+                )
+            elif isinstance(event, DocumentStartEvent):
+                if document is not None:  # the same error as yaml.compose()
+                    raise yaml.composer.ComposerError(
+                        "expected a single document in the stream",
+                        _mark(document.start_mark),
+                        "but found another document",
+                        _mark(event.start_mark),
+                    )
+                document = event
+                continue
+            else:  # the stream's start and end, a document's end
+                continue
+            if not open_nodes:
+                root = node
+            elif isinstance(open_nodes[-1], SequenceNode):
+                open_nodes[-1].value.append(node)
+            elif (key := keys[-1]) is None:
+                keys[-1] = node
+            else:
+                open_nodes[-1].value.append((key, node))
+                keys[-1] = None
+            if isinstance(node, CollectionNode):
+                open_nodes.append(node)
+                keys.append(None)
+        return root
+    finally:
+        loader.dispose()
+
+
+def _reader_error_index(text: str, err: yaml.reader.ReaderError) -> int:
+    """The index in `text` of the character a ReaderError is about."""
+    c_parser = getattr(getattr(yaml, "cyaml", None), "CParser", None)  # None without libyaml
+    if c_parser is not None and issubclass(_Loader, c_parser):  # libyaml counts bytes of the UTF-8 text
+        return len(text.encode("utf-8")[: err.position].decode("utf-8", "ignore"))
+    return int(err.position)
+
+
 def _position(text: str, index: int) -> tuple[int, int]:
     line = text.count("\n", 0, index) + 1
     return line, index - (text.rfind("\n", 0, index) + 1) + 1
 
 
 def _parse(path: str, data: bytes) -> tuple[Node | None, ConfigProblem | None]:
+    if len(data) > MAX_BYTES:
+        message = f"the file is too big for a configuration (more than {MAX_BYTES // 1024} KiB)"
+        return None, ConfigProblem(path, None, None, f"{message}; is it the right file?")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
-        line = data.count(b"\n", 0, err.start) + 1
-        line_start = data.rfind(b"\n", 0, err.start) + 1
-        column = len(data[line_start : err.start].decode("utf-8", "replace")) + 1
-        byte = data[err.start]
+        undecoded = err.object  # after the byte-order mark, if there is one
+        line = undecoded.count(b"\n", 0, err.start) + 1
+        line_start = undecoded.rfind(b"\n", 0, err.start) + 1
+        column = len(undecoded[line_start : err.start].decode("utf-8", "replace")) + 1
+        byte = undecoded[err.start]
         return None, ConfigProblem(path, line, column, f"the file is not UTF-8 text (byte 0x{byte:02x})")
     try:
-        return yaml.compose(text, Loader=_Loader), None
+        return _compose(text), None
+    except _Refused as err:
+        if err.mark is None:
+            return None, ConfigProblem(path, None, None, err.message)
+        return None, ConfigProblem(path, err.mark.line + 1, err.mark.column + 1, err.message)
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         message = f"YAML syntax error: {err.problem or err.context}"
@@ -653,16 +844,28 @@ def _parse(path: str, data: bytes) -> tuple[Node | None, ConfigProblem | None]:
             message = f"YAML syntax error: {err.context}, {err.problem}"
         elif err.context and err.problem and err.context_mark is not None:
             message += f" ({err.context} on line {err.context_mark.line + 1})"
+        message = _shown(message, 300)
         if mark is None:
             return None, ConfigProblem(path, None, None, message)
         return None, ConfigProblem(path, mark.line + 1, mark.column + 1, message)
     except yaml.reader.ReaderError as err:
-        line, column = _position(text, err.position)
+        line, column = _position(text, _reader_error_index(text, err))
         code = err.character if isinstance(err.character, int) else ord(err.character)
         message = f"the file contains a character YAML does not allow ({code:#x}: {err.reason})"
         return None, ConfigProblem(path, line, column, message)
     except yaml.YAMLError as err:  # anything else the parser may raise
-        return None, ConfigProblem(path, None, None, f"YAML error: {err}")
+        return None, ConfigProblem(path, None, None, _shown(f"YAML error: {err}", 300))
+
+
+def _read(path: str) -> bytes:
+    """The file's bytes, at most MAX_BYTES + 1 of them (so /dev/zero or a runaway log cannot fill memory)."""
+    # O_NONBLOCK: opening a FIFO that has no writer must not hang the boot; reads block again below
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    with open(fd, "rb") as stream:
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+        os.set_blocking(fd, True)
+        return stream.read(MAX_BYTES + 1)
 
 
 def load_config(path: str | os.PathLike[str] | None = None, *, strict: bool) -> LoadedConfig:
@@ -678,8 +881,7 @@ def load_config(path: str | os.PathLike[str] | None = None, *, strict: bool) -> 
     problems: list[ConfigProblem] = []
     config = Config()
     try:
-        with open(chosen, "rb") as stream:
-            data = stream.read()
+        data = _read(chosen)
     except FileNotFoundError:
         if explicit:
             named = "named by $" + ENV_VAR if path is None else "named on the command line"
@@ -690,6 +892,8 @@ def load_config(path: str | os.PathLike[str] | None = None, *, strict: bool) -> 
             LOG.debug("no configuration file at %s; using the defaults", chosen)
     except OSError as err:
         problems.append(ConfigProblem(chosen, None, None, f"cannot read the file: {err.strerror or err}"))
+    except ValueError:  # a NUL in the name: no file has it
+        problems.append(ConfigProblem(chosen, None, None, "cannot read the file: its name contains a NUL"))
     else:
         root, syntax = _parse(chosen, data)
         if syntax is not None:
@@ -700,6 +904,8 @@ def load_config(path: str | os.PathLike[str] | None = None, *, strict: bool) -> 
             problems.extend(sorted(checker.problems, key=lambda p: (p.line or 0, p.column or 0)))
     if problems and strict:
         raise ConfigError(problems)
-    for problem in problems:  # boot time: the caller need not log them again
+    for problem in problems[:_LOGGED]:  # boot time: the caller need not log them again
         LOG.warning("configuration problem (the default is used instead): %s", problem)
+    if len(problems) > _LOGGED:  # the kernel log drops a flood anyway
+        LOG.warning("%d more configuration problems in %s (not logged)", len(problems) - _LOGGED, chosen)
     return LoadedConfig(config=config, problems=tuple(problems), path=chosen)

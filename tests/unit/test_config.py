@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import logging
+import os
+from enum import Enum
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from bootagent.config import (
     DEFAULT_PATH,
@@ -58,6 +64,23 @@ def one_problem(tmp_path: Path, text: str | bytes) -> str:
     found = problems_of(tmp_path, text)
     assert len(found) == 1, found
     return found[0]
+
+
+LOADERS = [
+    pytest.param(
+        getattr(yaml, "CSafeLoader", None),
+        id="c",
+        marks=pytest.mark.skipif(not hasattr(yaml, "CSafeLoader"), reason="PyYAML without libyaml"),
+    ),
+    pytest.param(yaml.SafeLoader, id="python"),
+]
+
+
+@pytest.fixture(params=LOADERS)
+def loader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the test with PyYAML's C parser (libyaml) and with its pure-Python one."""
+    monkeypatch.setattr("bootagent.config._Loader", request.param)
+    return str(request.node.callspec.id)
 
 
 # ----------------------------------------------------------------------------------------------- defaults
@@ -371,7 +394,7 @@ def test_prune_created_by_items(tmp_path: Path) -> None:
     ("value", "reason"),
     [
         ("1tank", "a pool name must start with a letter"),
-        ("tank/x", "it contains '/'; use ASCII letters, digits and _ - . :"),
+        ("tank/x", "it contains '/'; use ASCII letters, digits and - _ . :"),
         ("mirror1", "names starting with mirror, raidz, draid or spare, and 'log', are reserved by ZFS"),
         ("c0d0", "names like c0... are reserved by ZFS (they look like disk names)"),
     ],
@@ -390,7 +413,7 @@ def test_invalid_pool_name(tmp_path: Path, value: str, reason: str) -> None:
         ("ROOT@snap", "it must name a dataset, not a snapshot (no '@')"),
         ("sys//ROOT", "it contains an empty component ('//')"),
         ("ROOT/", "it must not end with '/'"),
-        ("my ROOT", "it contains ' '; use ASCII letters, digits and _ - . :"),
+        ("my ROOT", "it contains ' '; use ASCII letters, digits and - _ . :"),
         ("sys/../ROOT", "'.' and '..' are not dataset names"),
     ],
 )
@@ -679,3 +702,379 @@ def test_grub_update(tmp_path: Path) -> None:
     assert one_problem(tmp_path, "grub_update: sometimes\n") == (
         "1:14: grub_update: expected auto, true or false, got 'sometimes'"
     )
+
+
+# ------------------------------------------------------------------------------------------ hostile files
+
+
+def test_integer_with_thousands_of_digits(tmp_path: Path, loader: str) -> None:
+    """Python's int() refuses more than 4300 digits (and is slow well before): judged by the digits."""
+    assert one_problem(tmp_path, "retention:\n  keep_count: " + "1" * 5000 + "\n") == (
+        "2:15: retention.keep_count: expected an integer from 1 to 10000, got "
+        + "1" * 60
+        + "... (5000 characters)"
+    )
+    assert one_problem(tmp_path, "retention:\n  keep_count: -" + "0" * 30 + "\n") == (
+        "2:15: retention.keep_count: expected an integer from 1 to 10000, got -"
+        + "0" * 30
+        + ", which YAML reads as an octal number (leading 0); write it in decimal"
+    )
+
+
+@pytest.mark.parametrize(("written", "value"), [("+10", 10), ("1_000", 1000), ("+1_0", 10), ("1__0_", 10)])
+def test_integer_signs_and_underscores(tmp_path: Path, written: str, value: int) -> None:
+    path = write(tmp_path, f"retention:\n  keep_count: {written}\n")
+    assert load_config(path, strict=True).config.retention.keep_count == value
+
+
+def test_negative_integer(tmp_path: Path) -> None:
+    assert one_problem(tmp_path, "retention:\n  min_keep: -1_0\n") == (
+        "2:13: retention.min_keep: expected an integer from 1 to 1000, got -10"
+    )
+
+
+def test_huge_and_special_floats_are_not_integers(tmp_path: Path) -> None:
+    assert problems_of(tmp_path, "retention:\n  keep_count: 1.0e+99999\n  min_keep: .inf\n") == [
+        "2:15: retention.keep_count: expected an integer from 1 to 10000, "
+        "got a fractional number (1.0e+99999)",
+        "3:13: retention.min_keep: expected an integer from 1 to 1000, got a fractional number (.inf)",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("opening", "closing", "column"),
+    # the top-level mapping is level 1, so the 32nd opening is the 33rd level
+    [("[", "]", 7 + 31), ("{a: ", "}", 7 + 31 * 4), ("[{a: ", "}]", 7 + 15 * 5 + 1)],
+    ids=["lists", "mappings", "both"],
+)
+def test_deep_nesting_is_a_problem_not_a_crash(
+    tmp_path: Path, loader: str, opening: str, closing: str, column: int
+) -> None:
+    """PyYAML's own composer recurses: tens of thousands of '[' crash the C one, overflow the Python one."""
+    levels = 50_000 // len(opening)
+    assert one_problem(tmp_path, "pool: " + opening * levels + closing * levels + "\n") == (
+        f"1:{column}: nested too deeply (more than 32 levels)"
+    )
+
+
+def test_deep_block_nesting(tmp_path: Path, loader: str) -> None:
+    text = "".join(" " * level + f"k{level}:\n" for level in range(40))
+    assert one_problem(tmp_path, text) == "33:33: nested too deeply (more than 32 levels)"
+    text = "- " * 1000 + "x\n"
+    assert one_problem(tmp_path, text) == "1:65: nested too deeply (more than 32 levels)"
+
+
+def test_nesting_up_to_the_limit_is_only_a_type_problem(tmp_path: Path, loader: str) -> None:
+    assert one_problem(tmp_path, "pool: " + "[" * 31 + "]" * 31 + "\n") == (
+        "1:7: pool: expected a pool name, got a list"
+    )
+
+
+def test_aliases_are_refused(tmp_path: Path, loader: str) -> None:
+    path = write(tmp_path, "layout:\n  root: &r sys\n  factory: *r\n")
+    assert [str(p) for p in lenient(path).problems] == [
+        f"{path}:3:12: aliases (*r) are not allowed in the configuration; write the value itself"
+    ]
+    assert lenient(path).config == Config()
+    with pytest.raises(ConfigError, match="aliases"):
+        load_config(path, strict=True)
+
+
+def test_alias_bomb_is_refused_at_the_first_alias(tmp_path: Path, loader: str) -> None:
+    """The 'billion laughs': ten lines that stand for 10**10 list items to anything that expands them."""
+    lines = ["a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 10)]
+    lines.append("customer_datasets: [" + ", ".join(["*a9"] * 10) + "]")
+    assert one_problem(tmp_path, "\n".join(lines) + "\n") == (
+        "2:10: aliases (*a0) are not allowed in the configuration; write the value itself"
+    )
+
+
+def test_anchors_alone_are_harmless(tmp_path: Path, loader: str) -> None:
+    assert load_config(write(tmp_path, "pool: &p tank\n"), strict=True).config.pool == "tank"
+
+
+def test_tags(tmp_path: Path, loader: str) -> None:
+    """Nothing is ever constructed; a foreign tag makes a value of the wrong type, wherever it is."""
+    assert problems_of(
+        tmp_path,
+        "pool: !!python/object/apply:os.system [echo]\n"
+        "layout: !!python/object:bootagent.config.Layout {root: sys}\n"
+        "!foo grubenv: /x\n"
+        "retention:\n  keep_count: !!binary MTA=\n",
+    ) == [
+        "1:7: pool: expected a pool name, got a list tagged !!python/object/apply:os.system",
+        "2:9: layout: expected a mapping of settings, "
+        "got a mapping tagged !!python/object:bootagent.config.Layout",
+        "3:1: expected a setting name, got a value tagged !foo (grubenv)",
+        "5:15: retention.keep_count: expected an integer from 1 to 10000, "
+        "got a value tagged !!binary (MTA=)",
+    ]
+    assert one_problem(tmp_path, "!!python/object:x {pool: tank}\n") == (
+        "1:1: expected a mapping of settings (key: value) at the top of the file, "
+        "got a mapping tagged !!python/object:x"
+    )
+
+
+def test_yaml_own_tags_are_honoured(tmp_path: Path, loader: str) -> None:
+    path = write(tmp_path, "pool: !!str tank\nretention: !!map\n  keep_count: !!int 3\n")
+    loaded = load_config(path, strict=True).config
+    assert (loaded.pool, loaded.retention.keep_count) == ("tank", 3)
+
+
+def test_nul_byte(tmp_path: Path, loader: str) -> None:
+    assert one_problem(tmp_path, b"pool: ta\x00nk\n").startswith(
+        "1:9: the file contains a character YAML does not allow (0x0: "
+    )
+
+
+def test_character_position_counts_characters_not_bytes(tmp_path: Path, loader: str) -> None:
+    """libyaml reports the byte offset of a bad character; the column is in characters."""
+    assert one_problem(tmp_path, "grubenv: /bööt\x07\n").startswith(
+        "1:15: the file contains a character YAML does not allow (0x7: "
+    )
+
+
+def test_non_character(tmp_path: Path, loader: str) -> None:
+    assert one_problem(tmp_path, "pool: tank\uffff\n").startswith(
+        "1:11: the file contains a character YAML does not allow (0xffff: "
+    )
+
+
+def test_invalid_utf8_after_a_bom(tmp_path: Path) -> None:
+    assert one_problem(tmp_path, b"\xef\xbb\xbfpool: \xff\n") == "1:7: the file is not UTF-8 text (byte 0xff)"
+
+
+def test_encoded_lone_surrogate_is_not_utf8(tmp_path: Path) -> None:
+    assert one_problem(tmp_path, b"pool: \xed\xa0\x80\n") == "1:7: the file is not UTF-8 text (byte 0xed)"
+
+
+def test_escaped_lone_surrogate(tmp_path: Path) -> None:
+    """libyaml refuses the escape; PyYAML's Python scanner lets a lone surrogate through into the value,
+    and the message must still be printable anywhere (terminals, JSON, the kernel log)."""
+    text = 'pool: "\\ud800"\n'
+    assert one_problem(tmp_path, text) == (
+        "1:10: YAML syntax error: found invalid Unicode character escape code "
+        "(while parsing a quoted scalar on line 1)"
+    )
+
+
+def test_escaped_lone_surrogate_with_the_python_parser(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("bootagent.config._Loader", yaml.SafeLoader)
+    found = problems_of(tmp_path, 'pool: "\\ud800"\nretention:\n  keep_count: "\\ud800\\x00"\n')
+    assert found == [
+        "1:7: pool: '\\ud800' is not a valid pool name: "
+        "it contains '\\ud800'; use ASCII letters, digits and - _ . :",
+        "3:15: retention.keep_count: expected an integer from 1 to 10000, "
+        'got a quoted string ("\\ud800\\x00")',
+    ]
+    for line in found:
+        line.encode("utf-8")
+
+
+def test_long_values_are_cut_short_in_messages(tmp_path: Path) -> None:
+    assert problems_of(tmp_path, f"pool: {'p' * 100_000}\nrecovery:\n  fallback: {'x' * 70}\n") == [
+        f"1:7: pool: {'p' * 60!r}... (100000 characters) is not a valid pool name: "
+        "it is longer than 255 characters",
+        f"3:13: recovery.fallback: expected last-known-good or menu, got {'x' * 60!r}... (70 characters)",
+    ]
+
+
+def test_many_bad_characters_are_listed_in_part(tmp_path: Path) -> None:
+    name = "".join(chr(0x4E00 + i) for i in range(30))
+    assert one_problem(tmp_path, f"layout:\n  root: a{name}\n") == (
+        f"2:9: layout.root: {'a' + name!r} is not a valid dataset name: it contains "
+        + ", ".join(repr(c) for c in name[:10])
+        + " and 20 other characters; use ASCII letters, digits and - _ . :"
+    )
+
+
+def test_did_you_mean_hints_stop_after_a_hundred(tmp_path: Path) -> None:
+    """A file of thousands of unknown keys is no configuration with typos: the search is not worth it."""
+    text = "".join(f"x{i}: 1\n" for i in range(100)) + "pol: tank\n"
+    found = problems_of(tmp_path, text)
+    assert len(found) == 101
+    assert found[-1] == (
+        "101:1: pol: unknown key; expected one of pool, layout, customer_datasets, grubenv, grub_update, "
+        "retention, recovery, console, journal"
+    )
+    assert one_problem(tmp_path, "pol: tank\n") == "1:1: pol: unknown key; did you mean 'pool'?"
+
+
+def test_lenient_load_logs_at_most_a_hundred_problems(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = write(tmp_path, "".join(f"x{i}: 1\n" for i in range(150)))
+    with caplog.at_level(logging.WARNING, logger="bootagent.config"):
+        loaded = lenient(path)
+    assert len(loaded.problems) == 150
+    assert len(caplog.records) == 101
+    assert caplog.records[-1].getMessage() == f"50 more configuration problems in {path} (not logged)"
+
+
+def test_file_larger_than_the_cap(tmp_path: Path) -> None:
+    path = write(tmp_path, "customer_datasets:\n" + "  - data\n" * 40_000)
+    loaded = lenient(path)
+    assert [str(p) for p in loaded.problems] == [
+        f"{path}: the file is too big for a configuration (more than 256 KiB); is it the right file?"
+    ]
+    assert loaded.config == Config()
+
+
+def test_a_megabyte_list_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the cap lifted, a 1 MB list loads (benchmarks/config_load.py prints how the time grows with the
+    size: linearly; it grew with the square when each item was looked up among the items before it)."""
+    monkeypatch.setattr("bootagent.config.MAX_BYTES", 2_000_000)
+    names = [f"data/d{i}" for i in range(80_000)]
+    path = write(tmp_path, "customer_datasets: [" + ", ".join(names) + "]\n")
+    assert path.stat().st_size > 1_000_000
+    assert load_config(path, strict=True).config.customer_datasets == tuple(names)
+
+
+def test_device_without_end_is_read_up_to_the_cap(tmp_path: Path) -> None:
+    loaded = lenient(Path("/dev/zero"))
+    assert [str(p) for p in loaded.problems] == [
+        "/dev/zero: the file is too big for a configuration (more than 256 KiB); is it the right file?"
+    ]
+
+
+def test_fifo_without_a_writer_does_not_hang(tmp_path: Path) -> None:
+    fifo = tmp_path / "bootagent.yaml"
+    os.mkfifo(fifo)
+    loaded = load_config(fifo, strict=True)
+    assert loaded.problems == ()
+
+
+def test_path_under_a_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "pool: tank\n") / "child.yaml"
+    assert [str(p) for p in lenient(path).problems] == [f"{path}: cannot read the file: Not a directory"]
+
+
+def test_file_without_read_permission(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As root (CI, the boot) every file is readable, so the refusal is what open(2) says for another user."""
+    path = write(tmp_path, "pool: tank\n")
+    real_open = os.open
+
+    def refusing(name: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        if os.fspath(name) == str(path):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_open(name, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", refusing)
+    assert [str(p) for p in lenient(path).problems] == [f"{path}: cannot read the file: Permission denied"]
+
+
+def test_nul_in_the_file_name() -> None:
+    loaded = load_config("/etc/boot\0agent.yaml", strict=False)
+    assert [str(p) for p in loaded.problems] == [
+        "/etc/boot\0agent.yaml: cannot read the file: its name contains a NUL"
+    ]
+
+
+# ------------------------------------------------------------------------------------- properties
+
+# Pieces of YAML and of this schema, so that random joins reach the checks and not only the parser.
+FRAGMENTS = [
+    *("pool", "layout", "root", "factory", "factory_snapshot", "config_datasets", "state_dataset"),
+    *("customer_datasets", "grubenv", "grub_update", "retention", "keep_count", "max_age_days"),
+    *("min_free_percent", "min_keep", "prune_created_by", "recovery", "boot_count_limit", "fallback"),
+    *("last_resort", "console", "menu_timeout", "ascii", "color", "rows", "columns", "allow_shell"),
+    *("journal", "max_entries", "auto", "menu", "reset-keep-data", "automatic", "manual", "tank"),
+    *("ROOT", "FACTORY", "bootagent", "data", "sys/ROOT", "/boot/grub/grubenv", "tank/data", "a/../b"),
+    *(": ", ":", "\n", "\n  ", "\n    ", "  ", "- ", "-", "[", "]", "{", "}", ", ", "? ", "#", "---\n"),
+    *("...\n", "&a ", "*a", "&b ", "*b", "<<: ", "!!python/object:os.system ", "!foo ", "!!str ", "!!map "),
+    *("'", '"', "|\n", ">-\n", "\\", "\\u", "\\ud800", "\\x00", "%YAML 1.1\n", "%TAG ! tag:x,2000:\n"),
+    *("0", "10", "-1", "+1_0", "0755", "0x1f", "0b11", "1:30", "1" * 30, "1.5", "1e3", ".inf", ".nan"),
+    *("~", "null", "yes", "no", "on", "off", "true", "2026-01-01", "=", "\t", "\r", "\r\n", "\ufeff"),
+    *("\x00", "\x07", "\x85", "\u2028", "\ufffe", "\U0001f600", "é"),
+]
+
+SECTIONS = {
+    "layout": Layout,
+    "retention": Retention,
+    "recovery": Recovery,
+    "console": Console,
+    "journal": Journal,
+}
+TOP_KEYS = [f.name for f in dataclasses.fields(Config) if f.name not in ("source", *SECTIONS)]
+SECTION_KEYS = [f.name for section in SECTIONS.values() for f in dataclasses.fields(section)]
+VALUES = [
+    *("tank", "auto", "3", "24", "80", "100", "0", "true", "off", "menu", "last-known-good", "none"),
+    *("reset-keep-data", "/boot/grub/grubenv", "sys/ROOT", "FACTORY", "ROOT/x", "[data, etc]", "[]"),
+    *("[automatic, manual]", "[package-manager]", "[data/db, data]", "agent", "x", "'10'", "~"),
+]
+fragment = st.sampled_from(FRAGMENTS) | st.text(max_size=5)
+yaml_ish = st.lists(fragment, max_size=40).map("".join)
+# sections of `key: value` lines: mostly well-formed, so that the checks see valid values and conflicts too
+value = st.sampled_from(VALUES) | st.sampled_from(FRAGMENTS) | st.text(max_size=5)
+top = st.tuples(st.sampled_from(TOP_KEYS), value).map(lambda kv: f"{kv[0]}: {kv[1]}\n")
+
+
+def section_of(name: str) -> st.SearchStrategy[str]:
+    keys = [f.name for f in dataclasses.fields(SECTIONS[name])]
+    setting = st.tuples(st.sampled_from(keys) | st.sampled_from(SECTION_KEYS), value)
+    lines = st.lists(setting.map(lambda kv: f"  {kv[0]}: {kv[1]}\n"), max_size=5)
+    return lines.map(lambda chosen: f"{name}:\n" + "".join(chosen))
+
+
+config_ish = st.lists(top | st.sampled_from(list(SECTIONS)).flatmap(section_of), max_size=8).map("".join)
+any_bytes = (
+    st.binary(max_size=400)
+    | yaml_ish.map(lambda text: text.encode("utf-8", "surrogatepass"))
+    | config_ish.map(lambda text: text.encode("utf-8", "surrogatepass"))
+)
+
+HYPOTHESIS = settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+def check_problems(problems: tuple[ConfigProblem, ...], path: Path) -> None:
+    for problem in problems:
+        assert problem.path == str(path)
+        assert str(problem).startswith(f"{path}:")
+        assert problem.line is None or problem.line >= 1
+        assert problem.column is None or (problem.line is not None and problem.column >= 1)
+        assert problem.message
+        assert problem.message.isprintable(), problem.message
+        assert len(problem.message) < 1000
+
+
+def as_yaml(config: Config) -> str:
+    """A configuration file that says `config` (None = 'auto'), for the round trip."""
+
+    def plain(value: Any) -> Any:
+        if value is None:
+            return "auto"
+        if isinstance(value, Enum):
+            return value.value
+        if isinstance(value, tuple):
+            return [plain(item) for item in value]
+        if dataclasses.is_dataclass(value):
+            return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return value
+
+    document = plain(dataclasses.replace(config, source=None))
+    del document["source"]
+    return yaml.safe_dump(document)
+
+
+@HYPOTHESIS
+@given(data=any_bytes)
+def test_any_bytes_give_problems_or_a_valid_config(tmp_path: Path, loader: str, data: bytes) -> None:
+    """Strict: ConfigError or nothing. Lenient: no exception, and a configuration that loads strictly."""
+    path = write(tmp_path, data)
+    strict_problems: tuple[ConfigProblem, ...] = ()
+    try:
+        load_config(path, strict=True)
+    except ConfigError as err:  # and nothing else
+        strict_problems = err.problems
+    check_problems(strict_problems, path)
+    loaded = lenient(path)
+    assert isinstance(loaded.config, Config)
+    check_problems(loaded.problems, path)
+    assert bool(loaded.problems) == bool(strict_problems)
+    again = load_config(write(tmp_path, as_yaml(loaded.config), "again.yaml"), strict=True).config
+    assert dataclasses.replace(again, source=None) == dataclasses.replace(loaded.config, source=None)
