@@ -8,6 +8,11 @@ linux and xterm:
   turned off before they happen;
 - keys come through `inkey(timeout, esc_delay=...)`, which joins ESC sequences split across reads
   (CSI and SS3 arrows); every action also has a plain letter, for consoles where arrows never arrive;
+- any bytes at all may arrive (line noise, a parity mismatch, C1 controls, NUL, XOFF): the keyboard decodes
+  with errors="replace" (`Keyboard`), and what is no text is a key that stops the countdown and does nothing;
+- a terminal that hangs up or reaches the end of its input is "nobody there": the countdown goes on and
+  boots the default when it ends, the loop sleeps between looks (no busy loop), and a terminal that comes
+  back is used again; writes that fail are dropped (output.py);
 - only the lines that changed are rewritten (a countdown rewrites one line a second); Ctrl-L repaints all.
 
 Session calls run in a worker thread while the loop keeps drawing a spinner, the seconds and the latest
@@ -16,6 +21,7 @@ Progress message; nothing but this loop writes to the screen (log records go to 
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import inspect
 import logging
@@ -23,12 +29,14 @@ import os
 import queue
 import re
 import sys
+import termios
 import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from bootagent.boot.session import MenuExit, MenuResult, RecoverySession
+from bootagent.tui.output import Output
 from bootagent.tui.render import Glyphs, Line, Size, Style, list_height, render
 from bootagent.tui.settings import DEFAULT_COLS, DEFAULT_ROWS, MenuSettings
 from bootagent.tui.state import (
@@ -39,9 +47,12 @@ from bootagent.tui.state import (
     ENTER,
     ESC,
     HOME,
+    INVALID,
     LEFT,
+    REPLACEMENT,
     RIGHT,
     TAB,
+    UNKNOWN,
     UP,
     Call,
     Effect,
@@ -52,7 +63,7 @@ from bootagent.tui.state import (
     Screen,
 )
 
-__all__ = ["KeyReader", "MenuSettings", "make_terminal", "normalize_key", "run_menu"]
+__all__ = ["KeyReader", "Keyboard", "MenuSettings", "make_terminal", "normalize_key", "run_menu"]
 
 LOG = logging.getLogger(__name__)
 
@@ -61,6 +72,7 @@ IDLE_POLL = 1.0  # seconds between looks at the clock and the size when nothing 
 BUSY_POLL = 0.1
 COUNTDOWN_POLL = 0.25
 BUSY_GRACE = 0.15  # a call that ends this fast never shows the busy screen
+GONE_POLL = 0.25  # seconds, at least, between looks at a keyboard that hung up (or reached its end)
 MAX_FAILURES = 5  # consecutive internal errors of the loop before giving up (launch falls back to lines)
 
 _PADDING = re.compile(r"\$<[0-9.]+[*/]*>")
@@ -144,6 +156,8 @@ def normalize_key(key: Any) -> str:
         return controls[text]
     if text == "\x1b":
         return ESC
+    if REPLACEMENT in text:
+        return INVALID  # bytes that were no text (the decoder replaced them)
     name = getattr(key, "name", None)
     if getattr(key, "is_sequence", False) and name:
         if name in ("KEY_DELETE", "KEY_DC"):
@@ -151,7 +165,94 @@ def normalize_key(key: Any) -> str:
         return str(name) if str(name) != "KEY_CTRL_L" else CTRL_L
     if len(text) == 1 and text.isprintable():
         return text
-    return "KEY_UNKNOWN"  # a control character or an unknown sequence: stops the countdown, nothing else
+    return UNKNOWN  # a control character or an unknown sequence: stops the countdown, nothing else
+
+
+class Keyboard:
+    """blessed's keyboard made to survive the line it runs on, for both blessed 1.19 and 1.5x.
+
+    Bytes that are no text: both versions decode keys one byte at a time, in `getch()`, with one incremental
+    decoder made in the constructor (`Terminal._keyboard_decoder`, strict), so one byte of line noise raised
+    UnicodeDecodeError out of `inkey()`. The codecs API lets a decoder's error handling be changed after it
+    was made (its `errors` attribute): set to "replace", such bytes arrive as U+FFFD, a key like another
+    (normalize_key makes it INVALID). `pending()` and `flush()` do the same for the start of a character
+    whose end never comes.
+
+    The end of the input (a hang-up: reads return 0 bytes, and select() says "readable" for ever): 1.19's
+    `inkey()` then loops on select and read until its timeout, a busy loop; 1.5x raises EOFError, and again
+    at every later call. Both versions read keys through two methods blessed documents as the ones to
+    override for other input streams, `kbhit()` and `getch()`; this replaces them on the terminal: `getch()`
+    reads one byte as both versions do and notes a 0-byte read (or a read error) as `gone`, and `kbhit()`
+    says "no key" while the keyboard is gone, so `inkey()` returns "" at once. KeyReader sleeps while it is
+    gone, and looks again now and then (`look_again`): a terminal that comes back is used again."""
+
+    def __init__(self, term: Any) -> None:
+        fd = getattr(term, "_keyboard_fd", None)  # None: stdin is no terminal (blessed reads no keys)
+        self.fd: int | None = fd if isinstance(fd, int) else None
+        decoder = getattr(term, "_keyboard_decoder", None)
+        self.decoder: codecs.IncrementalDecoder | None = (
+            decoder if isinstance(decoder, codecs.IncrementalDecoder) else None
+        )
+        if self.decoder is not None:
+            self.decoder.errors = "replace"
+        self.gone = self.fd is None
+        self.lost = False  # gone since the last byte read (logged once)
+        self._kbhit: Callable[..., Any] = term.kbhit
+        term.kbhit = self.kbhit
+        term.getch = self.getch
+
+    def kbhit(self, timeout: float | None = None) -> bool:
+        return False if self.gone else bool(self._kbhit(timeout=timeout))
+
+    def getch(self, decode_latin1: bool = False) -> str:
+        """One byte, decoded ('' while a character is incomplete); never raises."""
+        if self.fd is None or self.gone:
+            return ""
+        try:
+            byte = os.read(self.fd, 1)
+        except BlockingIOError:
+            return ""
+        except OSError as exc:
+            self.lose(str(exc))
+            return ""
+        if not byte:
+            self.lose("end of input")
+            return ""
+        if self.lost:
+            self.lost = False
+            LOG.warning("the terminal is back")
+        if decode_latin1:  # 1.5x: the coordinates of a legacy mouse report are single bytes
+            return chr(byte[0])
+        return self.decoder.decode(byte, final=False) if self.decoder else byte.decode("latin-1")
+
+    def lose(self, why: str) -> None:
+        self.gone = True
+        if not self.lost:
+            self.lost = True
+            LOG.warning(
+                "the terminal hung up or its input ended (%s): nobody is there, the menu goes on "
+                "(a countdown too) and looks again every %.2g s or so",
+                why,
+                GONE_POLL,
+            )
+
+    def look_again(self) -> None:
+        """Read the keyboard again (after a pause): if it is still gone, the next read says so at once."""
+        self.gone = self.fd is None
+
+    def pending(self) -> bool:
+        """Bytes of a character that has not ended yet wait in the decoder."""
+        if self.decoder is None:
+            return False
+        return bool(self.decoder.getstate()[0])
+
+    def flush(self) -> str:
+        """The waiting bytes as U+FFFD: their character never ended (line noise)."""
+        if self.decoder is None:
+            return ""
+        text = self.decoder.decode(b"", final=True)
+        self.decoder.reset()
+        return str(text)
 
 
 SS3_KEYS = {"A": UP, "B": DOWN, "C": RIGHT, "D": LEFT, "H": HOME, "F": END}
@@ -162,21 +263,47 @@ class KeyReader:
     terminfo entry says so (vt100), and a serial console in application-cursor mode sends them anyway.
     1.19 hands over ESC, 'O', 'A'; 1.5x hands over ESC-O (Alt-Shift-O), 'A'."""
 
-    def __init__(self, inkey: Callable[..., Any], esc_delay: float) -> None:
+    def __init__(
+        self,
+        inkey: Callable[..., Any],
+        esc_delay: float,
+        keyboard: Keyboard | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.inkey = inkey
         self.esc_delay = esc_delay
+        self.keyboard = keyboard
+        self.sleep = sleep
         self.back: list[str] = []
 
     def _raw(self, timeout: float) -> Any:
-        key = self.inkey(timeout=timeout, esc_delay=self.esc_delay)
+        try:
+            key = self.inkey(timeout=timeout, esc_delay=self.esc_delay)
+        except (EOFError, OSError) as exc:  # a blessed that says "end of input" in its own way after all
+            if self.keyboard is None:
+                raise
+            self.keyboard.lose(str(exc) or type(exc).__name__)
+            return ""
         if key:
             LOG.debug("key %r (%s)", str(key), getattr(key, "name", None))
         return key
 
     def read(self, timeout: float) -> str:
+        """The next key within `timeout` seconds, or "". While the keyboard is gone this sleeps (at least
+        GONE_POLL) and looks once."""
         if self.back:
             return self.back.pop(0)
+        keyboard = self.keyboard
+        if keyboard is not None and keyboard.gone:
+            self.sleep(max(timeout, GONE_POLL))
+            keyboard.look_again()
+            timeout = 0.0
         key = self._raw(timeout)
+        if not str(key) and keyboard is not None and keyboard.pending():
+            key = self._raw(self.esc_delay)  # the rest of the character may be on its way
+            if not str(key) and keyboard.pending():
+                keyboard.flush()
+                return INVALID
         text = str(key)
         if text == "\x1b":
             follow = self._raw(self.esc_delay)
@@ -189,7 +316,7 @@ class KeyReader:
             if str(final) in SS3_KEYS:
                 return SS3_KEYS[str(final)]
             self.back += [k for k in (normalize_key(final),) if k]
-            return "KEY_UNKNOWN"  # Alt-O, or a sequence cut short
+            return UNKNOWN  # Alt-O, or a sequence cut short
         return normalize_key(key)
 
 
@@ -198,6 +325,7 @@ class Painter:
 
     def __init__(self, term: Any, settings: MenuSettings) -> None:
         self.term = term
+        self.output = Output(term.stream)
         self.previous: list[Line] | None = None
         self.size: Size | None = None
         normal = cap(term, "normal")
@@ -237,9 +365,10 @@ class Painter:
         self.size = size
         if out:
             data = "".join(out)
-            self.bytes_written += len(data)
-            self.term.stream.write(data)
-            self.term.stream.flush()
+            if self.output.write(data):
+                self.bytes_written += len(data)
+            else:
+                self.previous = None  # nobody saw it (a hang-up): all of it again when the terminal is back
 
 
 class _ToMessages(logging.Handler):
@@ -319,12 +448,27 @@ def run_menu(
         return run_lines(session, settings, sys.stdin, term.stream)
     loop = _Loop(session, settings, term, clock)
     # raw, not cbreak: Ctrl-C, Ctrl-Z and Ctrl-backslash are keys here, not signals that end the agent
-    with screen_logging() as logs, term.raw():
+    with screen_logging() as logs, raw_mode(term):
         loop.logs = logs
         try:
             return loop.run()
         finally:
             loop.close()
+
+
+@contextlib.contextmanager
+def raw_mode(term: Any) -> Iterator[None]:
+    """`term.raw()`, except that a terminal gone by the end (a hang-up: tcsetattr fails with EIO) does not
+    turn the menu's result into an exception: the boot goes on without the terminal's old mode."""
+    mode = term.raw()
+    mode.__enter__()
+    try:
+        yield
+    finally:
+        try:
+            mode.__exit__(None, None, None)
+        except (OSError, termios.error) as exc:
+            LOG.warning("the terminal's mode could not be restored: %s", exc)
 
 
 class _Loop:
@@ -342,17 +486,19 @@ class _Loop:
         self.failures = 0
         self.frames = 0
         self.first_frame_at: float | None = None
-        self.keys = KeyReader(term.inkey, settings.esc_delay)
+        self.keyboard = Keyboard(term)
+        self.keys = KeyReader(term.inkey, settings.esc_delay, self.keyboard)
 
     def close(self) -> None:
-        out = self.term.stream
-        out.write(cap(self.term, "normal") + cap(self.term, "home") + cap(self.term, "clear"))
-        out.write(cap(self.term, "normal_cursor"))
-        out.flush()
+        term = self.term
+        self.painter.output.write(
+            cap(term, "normal") + cap(term, "home") + cap(term, "clear") + cap(term, "normal_cursor")
+        )
 
     def draw(self) -> None:
         size = terminal_size(self.term, self.settings)
         self.state.page = list_height(size)
+        self.state.width = size.cols
         self.state.now = self.clock()
         frame = render(self.state, size, self.glyphs, ascii_only=self.settings.ascii)
         self.painter.paint(frame, size)
@@ -380,7 +526,7 @@ class _Loop:
             self.state.message = Message(record.getMessage(), error=record.levelno >= logging.ERROR)
 
     def run(self) -> MenuResult:
-        self.term.stream.write(cap(self.term, "hide_cursor"))
+        self.painter.output.write(cap(self.term, "hide_cursor"))
         pending: list[Effect] = []
         while True:
             try:

@@ -2,8 +2,13 @@
 slowest serial links: the same state machine, the same actions and confirmations, the same countdown.
 
 Each input line is one command: a number picks a row (or a rollback step), a letter is that key, an empty
-line is Enter; while a word is asked for (ROLLBACK), the whole line is the word. Only what changed is
-printed again (the list when it changed, the selection's details when the selection moved).
+line is Enter; while a word is asked for (ROLLBACK), the whole line is the word. While the countdown runs, a
+line (an empty one too) only stops it. Only what changed is printed again (the list when it changed, the
+selection's details when the selection moved).
+
+The end of the input (Ctrl-D on a terminal, a closed pipe, a console that hung up) means "nobody there",
+as in the full-screen menu: nothing is done because of it, the countdown goes on (and boots the default
+when it ends), and without one the menu waits, looking at the input again now and then.
 """
 
 from __future__ import annotations
@@ -15,7 +20,8 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
-from bootagent.boot.session import MenuExit, MenuResult, RecoverySession
+from bootagent.boot.session import MenuResult, RecoverySession
+from bootagent.tui.output import Output
 from bootagent.tui.render import (
     ASCII,
     busy_lines,
@@ -27,6 +33,7 @@ from bootagent.tui.render import (
     history_lines,
     journal_lines,
     list_header,
+    list_layout,
     list_row,
 )
 from bootagent.tui.settings import DEFAULT_COLS, MenuSettings
@@ -41,51 +48,80 @@ from bootagent.tui.state import (
     MenuState,
     Redraw,
     Screen,
-    boot_call,
 )
 
 LOG = logging.getLogger(__name__)
 
 EOF = object()
+EOF_RETRY = 0.5  # seconds after an end of input before the input is read again
 # Words a person may type instead of a key in line mode.
 WORDS = {"up": UP, "down": DOWN, "back": ESC, "esc": ESC, "quit": "q", "help": "?"}
 
 
 class LineReader:
     """Lines from `stdin`, with a timeout when it has a file descriptor (select); reads raw bytes so no
-    buffering hides a line from select."""
+    buffering hides a line from select.
 
-    def __init__(self, stdin: TextIO) -> None:
+    An end of input is reported (EOF) each time a read says so, and it is never taken as final: a terminal
+    is still there after a Ctrl-D, and a console may come back. But the input is read again only EOF_RETRY
+    seconds after one: a closed pipe or a hung-up terminal is "readable" at once, for ever, and reading it
+    without a pause would be a busy loop."""
+
+    def __init__(
+        self,
+        stdin: TextIO,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.stdin = stdin
         try:
             self.fd: int | None = stdin.fileno()
         except (OSError, ValueError, AttributeError):
             self.fd = None
+        self.clock = clock
+        self.sleep = sleep
         self.buffer = b""
-        self.eof = False
+        self.eof_at: float | None = None  # when a read last said "end of input"
 
-    def readline(self, timeout: float | None) -> str | None | object:
-        """A line without its newline, None when the timeout passed, EOF at the end of input."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while b"\n" not in self.buffer and b"\r" not in self.buffer:
-            if self.eof:
-                if self.buffer:
-                    line, self.buffer = self.buffer, b""
-                    return line.decode("utf-8", "replace")
-                return EOF
-            if self.fd is None:
-                text = self.stdin.readline()
-                if not text:
-                    self.eof = True
-                self.buffer += text.encode("utf-8")
-                continue
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+    def _read(self, deadline: float | None) -> bytes | None:
+        """What the input has (b"" at its end, or when it cannot be read), None when the deadline passed."""
+        if self.fd is None:
+            try:
+                return self.stdin.readline().encode("utf-8", "replace")
+            except (OSError, ValueError):
+                return b""
+        left = None if deadline is None else max(0.0, deadline - self.clock())
+        try:
             ready, _, _ = select.select([self.fd], [], [], left)
             if not ready:
                 return None
-            chunk = os.read(self.fd, 1024)
+            return os.read(self.fd, 1024)
+        except BlockingIOError:
+            return None
+        except (OSError, ValueError):  # EIO from a console that went away, a closed descriptor
+            return b""
+
+    def readline(self, timeout: float | None) -> str | None | object:
+        """A line without its newline, None when the timeout passed, EOF when the input said it ended."""
+        deadline = None if timeout is None else self.clock() + timeout
+        while b"\n" not in self.buffer and b"\r" not in self.buffer:
+            if self.eof_at is not None:
+                again = self.eof_at + EOF_RETRY
+                if deadline is not None and deadline < again:
+                    self.sleep(max(0.0, deadline - self.clock()))
+                    return None
+                self.sleep(max(0.0, again - self.clock()))
+                self.eof_at = None
+            chunk = self._read(deadline)
+            if chunk is None:
+                return None
             if not chunk:
-                self.eof = True
+                self.eof_at = self.clock()
+                if self.buffer:  # a last line without its newline
+                    line, self.buffer = self.buffer, b""
+                    return line.decode("utf-8", "replace")
+                return EOF
             self.buffer += chunk
         cut = min(i for i in (self.buffer.find(b"\n"), self.buffer.find(b"\r")) if i >= 0)
         line, rest = self.buffer[:cut], self.buffer[cut + 1 :]
@@ -102,7 +138,7 @@ def line_keys(state: MenuState, line: str) -> list[str]:
         return [*text, ENTER]
     if not text:
         return [ENTER]
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         return [*text, ENTER]
     if text.lower() in WORDS:
         return [WORDS[text.lower()]]
@@ -113,7 +149,7 @@ def line_keys(state: MenuState, line: str) -> list[str]:
 
 class LinePrinter:
     def __init__(self, out: TextIO, settings: MenuSettings) -> None:
-        self.out = out
+        self.out = Output(out)  # never raises: a console that hung up is written to in vain
         self.settings = settings
         self.width = max(40, (settings.cols or DEFAULT_COLS) - 1)
         self.shown: dict[str, list[str]] = {}
@@ -121,7 +157,6 @@ class LinePrinter:
     def write(self, text: str) -> None:
         text = clean(text, self.settings.ascii) if "\n" not in text else text
         self.out.write(text.replace("\n", "\r\n") if self.settings.serial else text)
-        self.out.flush()
 
     def say(self, text: str) -> None:
         self.write(clean(text, self.settings.ascii) + "\n")
@@ -144,8 +179,9 @@ class LinePrinter:
             if state.inventory is None:
                 listing = ["(the boot environments could not be read)"]
             else:
-                listing = [list_header(width, ASCII)] + [
-                    " " + list_row(state, row, i + 1, width, ASCII, ascii_only)[1:]
+                layout = list_layout(state, width, ASCII, ascii_only)
+                listing = [list_header(width, ASCII, layout)] + [
+                    " " + list_row(state, row, i + 1, width, ASCII, ascii_only, layout)[1:]
                     for i, row in enumerate(rows)
                 ]
             self.block("list", listing)
@@ -164,8 +200,7 @@ class LinePrinter:
         elif state.screen is Screen.HISTORY:
             self.block("history", [*history_intro(state), *history_lines(state, width, ASCII, ascii_only)])
         elif state.screen is Screen.CONFIRM:
-            lines = confirm_lines(state)
-            self.block("confirm", lines[:-2] if state.wants_text() else lines)
+            self.block("confirm", confirm_lines(state, width))
         if state.message is not None:
             self.block(
                 "message",
@@ -205,6 +240,8 @@ def run_lines(
     printer.say(settings.title + (" - line mode" if not settings.line_mode else ""))
     pending: list[Effect] = []
     countdown_shown: int | None = None
+    prompt_due = True
+    nobody = False  # the input ended, and no line came since
     while True:
         while pending:
             effect = pending.pop(0)
@@ -218,49 +255,44 @@ def run_lines(
         left = state.countdown()
         if left is not None:
             if countdown_shown is None:
-                printer.write(f"Booting {state.default} in {left} s; type anything and Enter to stop: {left}")
+                printer.write(f"Booting {state.default} in {left} s; Enter stops the countdown: {left}")
             elif left != countdown_shown:
                 printer.write(f" {left}")
             countdown_shown = left
             line = reader.readline(min(1.0, max(0.05, (state.deadline or 0) - clock())))
-            if line is None:
+            if line is None or line is EOF:  # the end of the input stops no countdown: nobody is there
+                if line is EOF and not nobody:
+                    nobody = True
+                    LOG.info("end of input during the countdown: it goes on")
                 pending += state.tick(clock())
                 if state.deadline is None:
                     printer.write("\n")
                 continue
+            # a line, an empty one too, only stops the countdown: the Enter meant for that boots nothing
+            nobody = False
+            state.stop_countdown()
             printer.write("\n")
-        else:
+            printer.say("The countdown is stopped.")
+            continue
+        if prompt_due:
             printer.write(printer.prompt(state))
-            line = reader.readline(None)
-        if line is EOF:
-            printer.write("\n")
-            return _at_eof(session, state, settings, printer, clock)
+            prompt_due = False
+        line = reader.readline(None)
+        if line is EOF:  # nothing is done: a menu nobody answers waits (a countdown would have booted)
+            if not nobody:
+                nobody = True
+                LOG.info("end of input: the menu waits for a line")
+                printer.write("\n")
+                printer.say("(end of input: nothing was done; the menu waits for a command)")
+                prompt_due = True
+            continue
         assert isinstance(line, str)
-        state.stop_countdown()
+        nobody = False
+        prompt_due = True
         for key in line_keys(state, line):
             pending += state.handle(key)
             if any(isinstance(e, Call | Exit) for e in pending):
                 break
-
-
-def _at_eof(
-    session: RecoverySession,
-    state: MenuState,
-    settings: MenuSettings,
-    printer: LinePrinter,
-    clock: Callable[[], float],
-) -> MenuResult:
-    """No more input (a closed pipe or console): boot the default if there is one and it boots; else the
-    shell (when allowed) or a reboot: a menu nobody can answer must not wait forever."""
-    if state.default is not None:
-        printer.say(f"end of input: booting the default, {state.default}")
-        for effect in _call(session, state, boot_call(state.default), printer, clock):
-            if isinstance(effect, Exit):
-                return effect.result
-        printer.show(state)
-    fallback = MenuExit.SHELL if settings.allow_shell else MenuExit.REBOOT
-    printer.say(f"end of input: {fallback.value}")
-    return MenuResult(fallback)
 
 
 def _call(

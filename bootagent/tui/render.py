@@ -4,14 +4,21 @@ cells each, with a style per line. No terminal here; styles become escape sequen
 At 80x24 the details pane is below the list; from WIDE_COLS columns on it is beside it. Every glyph has an
 ASCII fallback (serial consoles); text from the pool (descriptions) is cleaned of control characters, and of
 anything not ASCII in ASCII mode.
+
+Every screen fits down to 40x10. Names get the width there is before the other columns, and when one must
+be cut it is cut in the middle, so that names which differ at their end (timestamps) still differ. On the
+screens with text (a confirmation, the history, the busy screen) explanations are wrapped to the width;
+when there is not room for all of it the explanation is shortened, never the title, the prompt or the echo
+of a typed word.
 """
 
 from __future__ import annotations
 
+import functools
 import textwrap
 import unicodedata
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from bootagent.cli.render import FLAG_LETTERS, human_size, when
@@ -22,6 +29,9 @@ from bootagent.tui.state import NAVIGATION_HELP, MenuState, Row, Screen
 WIDE_COLS = 120  # from here on the details pane is beside the list
 SIDE_WIDTH = 44  # the details pane beside the list, with its border
 MESSAGE_ROWS = 3
+NAME_WIDTH = 20  # the name column of the list when every name is shorter (wider when one is longer)
+MARGIN = 1  # cells left of the text on the screens other than the main one
+MIN_HISTORY_ROWS = 3  # rows of the history list kept before its explanation when the screen is small
 
 
 class Style(StrEnum):
@@ -87,27 +97,88 @@ def clean(text: str, ascii_only: bool) -> str:
 
 
 def width_of(text: str) -> int:
+    if text.isascii():  # the usual case, and a frame has thousands of these
+        return len(text)
     return sum(_cells(ch) for ch in text)
 
 
-def fit(text: str, width: int, glyphs: Glyphs = ASCII) -> str:
-    """Exactly `width` cells: cut (with an ellipsis) or padded with spaces."""
-    if width <= 0:
-        return ""
-    if width_of(text) <= width:
-        return text + " " * (width - width_of(text))
+def _head(text: str, width: int) -> str:
+    """The start of `text` that fits in `width` cells."""
     out, used = [], 0
     for ch in text:
         cells = _cells(ch)
-        if used + cells > width - 1:
+        if used + cells > width:
             break
         out.append(ch)
         used += cells
-    return "".join(out) + glyphs.ellipsis + " " * (width - 1 - used)
+    return "".join(out)
 
 
-def wrap(text: str, width: int) -> list[str]:
-    return textwrap.wrap(text, max(1, width), break_long_words=True, break_on_hyphens=False) or [""]
+def _tail(text: str, width: int) -> str:
+    """The end of `text` that fits in `width` cells."""
+    return _head(text[::-1], width)[::-1]
+
+
+def fit(text: str, width: int, glyphs: Glyphs = ASCII) -> str:
+    """Exactly `width` cells: cut (with an ellipsis) or padded with spaces. Trailing spaces are padding,
+    not text: they are dropped before anything is cut."""
+    if width <= 0:
+        return ""
+    if width_of(text) > width:
+        text = text.rstrip(" ")
+    used = width_of(text)
+    if used <= width:
+        return text + " " * (width - used)
+    head = _head(text, width - 1)
+    return head + glyphs.ellipsis + " " * (width - 1 - width_of(head))
+
+
+def cut_middle(text: str, width: int, glyphs: Glyphs = ASCII, head: int | None = None) -> str:
+    """`text` in at most `width` cells: cut in the middle (an ellipsis there) when it is longer, keeping
+    `head` cells of the start (default a third) and as much of the end as fits: the end is where names
+    made by a program differ (auto-20261201-101010, auto-20261201-101011)."""
+    if width_of(text) <= width:
+        return text
+    if width <= 1:
+        return glyphs.ellipsis if width == 1 else ""
+    room = width - 1
+    start = _head(text, room // 3 if head is None else max(0, min(head, room)))
+    return start + glyphs.ellipsis + _tail(text, room - width_of(start))
+
+
+def shorten_names(names: Iterable[str], width: int, glyphs: Glyphs = ASCII) -> dict[str, str]:
+    """Each name as shown in `width` cells: cut in the middle where it is longer, at the same place for
+    all of them, and at a place that keeps different names different (when some place does)."""
+    return dict(_shorten(tuple(sorted(set(names))), width, glyphs))
+
+
+@functools.lru_cache(maxsize=64)
+def _shorten(names: tuple[str, ...], width: int, glyphs: Glyphs) -> tuple[tuple[str, str], ...]:
+    long = [n for n in names if width_of(n) > width]
+    if not long:
+        return tuple((n, n) for n in names)
+    room = max(0, width - 1)
+    preferred = room // 3
+    for head in sorted(range(room + 1), key=lambda h: (abs(h - preferred), h)):
+        cut = {n: cut_middle(n, width, glyphs, head) for n in long}
+        shown = [cut.get(n, n) for n in names]
+        if len(set(shown)) == len(names):
+            return tuple(zip(names, shown, strict=True))
+    return tuple((n, cut_middle(n, width, glyphs)) for n in names)
+
+
+def wrap(text: str, width: int, indent: str = "") -> list[str]:
+    return textwrap.wrap(
+        text,
+        max(1, width),
+        subsequent_indent=indent if len(indent) < width else "",
+        break_long_words=True,
+        break_on_hyphens=False,
+    ) or [""]
+
+
+def wrap_all(paragraphs: Iterable[str], width: int) -> list[str]:
+    return [line for text in paragraphs for line in wrap(text, width)]
 
 
 # --- the main list -------------------------------------------------------------------------------------
@@ -124,19 +195,77 @@ FLAG_WORDS = {
 }
 
 
-def _columns(width: int) -> tuple[int, bool, bool, int]:
-    """(name width, show created, show used, description width) for a list `width` cells wide."""
+@dataclass(frozen=True)
+class ListLayout:
+    """The columns of the main list at one width. The names come first: their column is as wide as the
+    longest name needs (at least NAME_WIDTH when there is room), the size and then the creation time give
+    way to it on narrow screens, and the description gets what is left. `names` maps each row's label to
+    its name as shown (cut in the middle when even the whole width is too narrow)."""
+
+    name: int
+    created: bool
+    used: bool
+    desc: int
+    names: Mapping[str, str] = field(default_factory=dict)
+
+
+def _columns(width: int, need: int = 0) -> tuple[int, bool, bool, int]:
+    """(name width, show created, show used, description width) for a list `width` cells wide whose
+    longest name (with its tree glyphs) needs `need` cells."""
     fixed = 8 + 1 + 6  # marker, number, tree; flags
     created = width >= 60
     used = width >= 52
-    rest = width - fixed - (17 if created else 0) - (8 if used else 0)
-    name = max(8, min(20, rest - 12 if rest > 30 else rest))
-    desc = max(0, rest - name - 2)
-    return name, created, used, desc
+
+    def rest() -> int:
+        return width - fixed - (17 if created else 0) - (8 if used else 0)
+
+    if need > rest():
+        used = False
+    if need > rest():
+        created = False
+    name = max(1, min(max(need, NAME_WIDTH), rest()))
+    desc = rest() - name - 2
+    return name, created, used, desc if desc >= 6 else 0
 
 
-def list_header(width: int, glyphs: Glyphs) -> str:
-    name, created, used, desc = _columns(width)
+def _tree(state: MenuState, row: Row, glyphs: Glyphs) -> str:
+    """What stands before a row's name: the expand glyph of an environment, the branch of a snapshot."""
+    if row.snapshot is not None:
+        return f"  {glyphs.last_branch if row.last else glyphs.branch} "
+    if not row.env.snapshots:
+        return "  "
+    return f"{glyphs.expanded if row.env.name in state.expanded else glyphs.collapsed} "
+
+
+def _name(row: Row, ascii_only: bool) -> str:
+    return clean(row.env.name if row.snapshot is None else "@" + row.snapshot.name, ascii_only)
+
+
+def list_layout(state: MenuState, width: int, glyphs: Glyphs = ASCII, ascii_only: bool = True) -> ListLayout:
+    """The columns for `state`'s names. Every environment and snapshot counts, shown or not, so the columns
+    do not move when a tree is opened."""
+    envs = state.inventory.environments if state.inventory is not None else ()
+    env_names = [clean(e.name, ascii_only) for e in envs]
+    snap_names = {s.label: "@" + clean(s.name, ascii_only) for e in envs for s in e.snapshots}
+    env_tree = 2
+    snap_tree = 3 + max(width_of(glyphs.branch), width_of(glyphs.last_branch))
+    need = max(
+        [env_tree + width_of(n) for n in env_names] + [snap_tree + width_of(n) for n in snap_names.values()],
+        default=0,
+    )
+    name, created, used, desc = _columns(width, need)
+    envs_shown = shorten_names(env_names, name - env_tree, glyphs)
+    snaps_shown = shorten_names(snap_names.values(), name - snap_tree, glyphs)
+    names = {clean(e.name, ascii_only): envs_shown[clean(e.name, ascii_only)] for e in envs}
+    names |= {label: snaps_shown[shown] for label, shown in snap_names.items()}
+    return ListLayout(name, created, used, desc, names)
+
+
+def list_header(width: int, glyphs: Glyphs, layout: ListLayout | None = None) -> str:
+    if layout is None:
+        name, created, used, desc = _columns(width)
+    else:
+        name, created, used, desc = layout.name, layout.created, layout.used, layout.desc
     text = "    #   " + fit("environment", name + 1) + fit("flags", 6)
     text += fit("created", 17) if created else ""
     text += f"{'used':>7} " if used else ""
@@ -144,30 +273,36 @@ def list_header(width: int, glyphs: Glyphs) -> str:
     return fit(text, width, glyphs)
 
 
-def list_row(state: MenuState, row: Row, number: int, width: int, glyphs: Glyphs, ascii_only: bool) -> str:
+def list_row(
+    state: MenuState,
+    row: Row,
+    number: int,
+    width: int,
+    glyphs: Glyphs,
+    ascii_only: bool,
+    layout: ListLayout | None = None,
+) -> str:
     inv = state.inventory
     assert inv is not None
-    name_w, created, used, desc_w = _columns(width)
+    if layout is None:
+        layout = list_layout(state, width, glyphs, ascii_only)
     selected = state.selected() == row
     mark = glyphs.cursor if selected else " "
     if row.snapshot is None:
         env = row.env
-        tree = " "
-        if env.snapshots:
-            tree = glyphs.expanded if env.name in state.expanded else glyphs.collapsed
-        name = f"{tree} {env.name}"
         flags = flags_of(inv, env)
         stamp, size, desc = env.created, env.used, env.description
+        label = clean(env.name, ascii_only)
     else:
         snap = row.snapshot
-        branch = glyphs.last_branch if row.last else glyphs.branch
-        name = f"  {branch} @{snap.name}"
         flags = "K" if snap.keep else ""
         stamp, size, desc = snap.created, snap.used, snap.description
-    text = f"{mark} {number:>3}   " + fit(clean(name, ascii_only), name_w, glyphs) + " " + fit(flags, 6)
-    text += fit(when(stamp), 17) if created else ""
-    text += f"{human_size(size):>7} " if used else ""
-    text += " " + fit(clean(desc, ascii_only), desc_w, glyphs) if desc_w else ""
+        label = snap.label
+    name = _tree(state, row, glyphs) + layout.names.get(label, _name(row, ascii_only))
+    text = f"{mark} {number:>3}   " + fit(name, layout.name, glyphs) + " " + fit(flags, 6)
+    text += fit(when(stamp), 17) if layout.created else ""
+    text += f"{human_size(size):>7} " if layout.used else ""
+    text += " " + fit(clean(desc, ascii_only), layout.desc, glyphs) if layout.desc else ""
     return fit(text, width, glyphs)
 
 
@@ -237,7 +372,8 @@ def details_lines(state: MenuState, width: int, height: int, glyphs: Glyphs, asc
 
 
 # --- the other screens ---------------------------------------------------------------------------------
-def help_lines(state: MenuState) -> list[str]:
+def help_lines(state: MenuState, cols: int | None = None) -> list[str]:
+    """The help text; wrapped to a screen `cols` wide (inside its margin) when given."""
     out = ["Keys (single keys work where arrow keys do not arrive, e.g. on a serial line):", ""]
     for action, reason in state.actions():
         name = action.key_name or action.key
@@ -249,7 +385,10 @@ def help_lines(state: MenuState) -> list[str]:
     legend = "  ".join(f"{letter} {FLAG_WORDS[flag]}" for flag, letter in FLAG_LETTERS.items())
     out.append(f"Flags: {legend}")
     out.append("The countdown boots the default; any key stops it.")
-    return out
+    if cols is None:
+        return out
+    width = max(1, cols - MARGIN)
+    return [part for line in out for part in wrap(line, width, indent=" " * 18 if line[:2] == "  " else "")]
 
 
 def journal_lines(state: MenuState, ascii_only: bool) -> list[str]:
@@ -258,7 +397,7 @@ def journal_lines(state: MenuState, ascii_only: bool) -> list[str]:
     return [
         clean(
             f"{when(e.time)}  {e.actor.value:<9} {e.action:<22} {e.target:<16} "
-            f"{e.outcome.value:<8} {e.detail}",
+            f"{e.outcome.value:<11} {e.detail}",
             ascii_only,
         )
         for e in state.journal
@@ -266,32 +405,54 @@ def journal_lines(state: MenuState, ascii_only: bool) -> list[str]:
 
 
 def history_lines(state: MenuState, width: int, glyphs: Glyphs, ascii_only: bool) -> list[str]:
+    """The steps back, each `width` cells: the label as wide as the longest needs (cut in the middle when
+    the width is too narrow even for it), the creation time when there is room beside it, then the
+    description."""
+    history = state.history()
+    labels = [clean(s.label, ascii_only) for s in history]
+    rest = width - 7  # marker and number
+    need = max((width_of(label) for label in labels), default=0)
+    stamp = 17 if need + 17 <= rest else 0  # " 2023-11-15 01:13"
+    label_w = max(1, min(need, rest - stamp))
+    shown = shorten_names(labels, label_w, glyphs)
+    desc_w = rest - label_w - stamp - 1
     out = []
-    for i, snap in enumerate(state.history()):
+    for i, (snap, label) in enumerate(zip(history, labels, strict=True)):
         mark = glyphs.cursor if i == state.history_cursor else " "
-        desc = clean(snap.description, ascii_only)
-        text = f"{mark} {i + 1:>3}  {snap.label:<30} {when(snap.created):<17} {desc}"
-        out.append(fit(clean(text, ascii_only), width, glyphs))
+        text = f"{mark} {i + 1:>3}  " + fit(shown[label], label_w, glyphs)
+        text += " " + fit(when(snap.created), 16) if stamp else ""
+        text += " " + fit(clean(snap.description, ascii_only), desc_w, glyphs) if desc_w >= 4 else ""
+        out.append(fit(text, width, glyphs))
     return out
 
 
 def history_intro(state: MenuState) -> list[str]:
+    """The history screen's heading (first) and its explanation."""
     env = state.history_env or "?"
     return [
-        f"Roll back {env}: pick how many steps back (the earlier states, newest first).",
+        f"Roll back {env}: how many steps back?",
+        f"The earlier states of {env}, newest first.",
         f"Enter: a NEW environment from that state becomes the default; {env} is kept.",
         "D: roll back IN PLACE, destroying the newer snapshots (asks you to type ROLLBACK).",
     ]
 
 
-def confirm_lines(state: MenuState) -> list[str]:
+def confirm_lines(state: MenuState, width: int | None = None) -> list[str]:
+    """The question as lines (for the line mode): title, explanation, prompt; wrapped to `width`."""
     pending = state.pending
     if pending is None:
         return []
-    out = [pending.title, "", *pending.lines]
-    if pending.word is not None:
-        out += ["", f"> {state.typed}_"]
-    return out
+    if width is None:
+        return [pending.title, "", *pending.lines, "", pending.prompt]
+    return [pending.title, "", *wrap_all(pending.lines, width), "", *wrap(pending.prompt, width)]
+
+
+def typed_echo(state: MenuState, width: int, glyphs: Glyphs, ascii_only: bool) -> str:
+    """What was typed of the word, with a cursor; its end when it is longer than the width."""
+    echo = clean(state.typed, ascii_only) + "_"
+    if width_of(echo) + 2 <= width:
+        return "> " + echo
+    return "> " + glyphs.ellipsis + _tail(echo, width - 3)
 
 
 def busy_lines(state: MenuState, glyphs: Glyphs, ascii_only: bool) -> list[str]:
@@ -307,30 +468,48 @@ def busy_lines(state: MenuState, glyphs: Glyphs, ascii_only: bool) -> list[str]:
     return out
 
 
-def status_text(state: MenuState) -> str:
+def status_text(state: MenuState, width: int | None = None) -> str:
+    """The status line: what the keys do here; a shorter form when `width` is too narrow for the long."""
+    forms = _status_forms(state)
+    if width is not None:
+        for form in forms:
+            if width_of(form) <= width:
+                return form
+    return forms[0] if width is None else forms[-1]
+
+
+def _status_forms(state: MenuState) -> list[str]:
     if state.screen is Screen.MAIN:
         left = state.countdown()
         if left is not None and state.default:
-            return f"Booting {state.default} in {left} s. Press any key to stop the countdown."
+            return [
+                f"Booting {state.default} in {left} s. Press any key to stop the countdown.",
+                f"Booting {state.default} in {left} s. Any key stops it.",
+                f"Booting {state.default} in {left} s.",
+            ]
         if state.digits:
-            return f"Row {state.digits}  (more digits, or Enter)"
-        parts = [
-            f"{'Enter' if a.key.startswith('KEY_') else a.key}={a.label}"
-            for a, reason in state.actions()
-            if a.in_status and reason is None
+            return [f"Row {state.digits}  (more digits, or Enter)", f"Row {state.digits} (Enter)"]
+        usable = [(a.key, a.label) for a, reason in state.actions() if a.in_status and reason is None]
+        names = [("Enter" if key.startswith("KEY_") else key, label) for key, label in usable]
+        return [
+            " ".join(f"{key}={label}" for key, label in names),
+            " ".join(key if label != "help" else f"{key}=help" for key, label in names),
         ]
-        return " ".join(parts)
     return {
-        Screen.HELP: "j/k PgUp/PgDn scroll   q back",
-        Screen.JOURNAL: "j/k PgUp/PgDn scroll   q back",
-        Screen.HISTORY: "1-9 j/k pick   Enter roll back (new env)   D in place (destroys)   q back",
+        Screen.HELP: ["j/k PgUp/PgDn scroll   q back"],
+        Screen.JOURNAL: ["j/k PgUp/PgDn scroll   q back"],
+        Screen.HISTORY: [
+            "1-9 j/k pick   Enter roll back (new env)   D in place (destroys)   q back",
+            "Enter=new env  D=in place (destroys)  q=back",
+            "Enter=new env D=in place q=back",
+        ],
         Screen.CONFIRM: (
-            "type the word, then Enter; anything else cancels"
+            ["type the word, then Enter; anything else cancels", "type the word + Enter; else cancels"]
             if state.wants_text()
-            else "y yes   any other key: no"
+            else ["y yes   any other key: no"]
         ),
-        Screen.BUSY: "working - please wait",
-    }.get(state.screen, "")
+        Screen.BUSY: ["working - please wait"],
+    }.get(state.screen, [""])
 
 
 def message_lines(state: MenuState, width: int, ascii_only: bool) -> list[tuple[str, bool]]:
@@ -363,10 +542,6 @@ def list_height(size: Size) -> int:
     return max(1, size.rows - 3 - MESSAGE_ROWS - (below + 1 if below else 0))
 
 
-def body_height(size: Size) -> int:
-    return max(1, size.rows - 2 - MESSAGE_ROWS)
-
-
 def render(state: MenuState, size: Size, glyphs: Glyphs = ASCII, *, ascii_only: bool = True) -> list[Line]:
     rows, cols = max(1, size.rows), max(1, size.cols)
     size = Size(rows, cols)
@@ -378,15 +553,18 @@ def render(state: MenuState, size: Size, glyphs: Glyphs = ASCII, *, ascii_only: 
     if state.inventory is not None and state.inventory.pool.readonly:
         title += " (read-only)"
     out = [Line(fit(" " + clean(title, ascii_only), cols, glyphs), Style.TITLE)]
+    messages = message_lines(state, cols, ascii_only)
+    # the screens other than the main one use the message rows the message leaves free: a question's
+    # prompt must fit on the smallest screen
+    message_rows = MESSAGE_ROWS if state.screen is Screen.MAIN else len(messages)
     if state.screen is Screen.MAIN:
         out += _main(state, size, glyphs, ascii_only)
     else:
-        out += _body(state, size, glyphs, ascii_only)
-    messages = message_lines(state, cols, ascii_only)
-    for i in range(MESSAGE_ROWS):
+        out += _body(state, size, max(1, rows - 2 - message_rows), glyphs, ascii_only)
+    for i in range(message_rows):
         text, error = messages[i] if i < len(messages) else ("", False)
         out.append(Line(fit(text, cols, glyphs), Style.ERROR if error else Style.PLAIN))
-    out.append(Line(fit(" " + status_text(state), cols, glyphs), Style.STATUS))
+    out.append(Line(fit(" " + status_text(state, cols - 1), cols, glyphs), Style.STATUS))
     out = out[: rows - 1] + [out[-1]] if len(out) > rows else out
     return [Line(fit(line.text, cols, glyphs), line.style) for line in out]
 
@@ -396,11 +574,12 @@ def _main(state: MenuState, size: Size, glyphs: Glyphs, ascii_only: bool) -> lis
     list_w = size.cols - SIDE_WIDTH if wide else size.cols
     height = list_height(size)
     rows = state.rows()
+    layout = list_layout(state, list_w, glyphs, ascii_only)
     top = max(0, min(state.list_top, max(0, len(rows) - height)))
-    shown: list[Line] = [Line(list_header(list_w, glyphs), Style.HEADER)]
+    shown: list[Line] = [Line(list_header(list_w, glyphs, layout), Style.HEADER)]
     for i in range(top, top + height):
         if i < len(rows):
-            text = list_row(state, rows[i], i + 1, list_w, glyphs, ascii_only)
+            text = list_row(state, rows[i], i + 1, list_w, glyphs, ascii_only, layout)
             shown.append(Line(text, Style.SELECTED if i == state.cursor else Style.PLAIN))
         elif i == 0:
             shown.append(Line(fit("  (no boot environments found)", list_w, glyphs)))
@@ -418,31 +597,88 @@ def _main(state: MenuState, size: Size, glyphs: Glyphs, ascii_only: bool) -> lis
     return shown
 
 
-def _body(state: MenuState, size: Size, glyphs: Glyphs, ascii_only: bool) -> list[Line]:
-    height = body_height(size)
+def stack(
+    height: int,
+    head: Sequence[str],
+    middle: Sequence[str],
+    tail: Sequence[str],
+    width: int,
+    glyphs: Glyphs = ASCII,
+    *,
+    top_gap: bool = False,
+) -> list[str]:
+    """A heading, an explanation and a prompt in at most `height` lines, with blank lines between them
+    (and above, with `top_gap`) while there is room. When there is not room for everything the blank lines
+    go first, then the end of the explanation (its last line shown ends in an ellipsis); the head and the
+    tail stay whole, and if even they do not fit, the tail (the prompt) wins over the head."""
+    # the blank lines that go first: the one at the top, then the one under the head, then the one above
+    # the tail (the prompt stands apart longest)
+    for top, under_head, above_tail in ((top_gap, True, True), (False, True, True), (False, False, True)):
+        out = [""] if top else []
+        out += head
+        out += [""] if under_head and head and (middle or tail) else []
+        out += middle
+        out += [""] if above_tail and tail and (head or middle) else []
+        out += tail
+        if len(out) <= height:
+            return out
+    if len(head) + len(middle) + len(tail) <= height:
+        return [*head, *middle, *tail]
+    room = height - len(head) - len(tail)
+    if room > 0:
+        kept = list(middle[:room])
+        while len(kept) > 1 and not kept[-1].strip():
+            kept.pop()
+        kept[-1] = _head(kept[-1].rstrip(), width - 1) + glyphs.ellipsis
+        return [*head, *kept, *tail]
+    if height >= len(tail):
+        return [*head[: height - len(tail)], *tail]
+    return list(tail[len(tail) - height :])
+
+
+def _window(top: int, cursor: int, room: int, count: int) -> int:
+    """The first row shown of `count` rows in `room` lines, so that the cursor is shown."""
+    top = max(cursor - room + 1, min(top, cursor))
+    return max(0, min(top, max(0, count - room)))
+
+
+def _body(state: MenuState, size: Size, height: int, glyphs: Glyphs, ascii_only: bool) -> list[Line]:
     cols = size.cols
+    width = max(1, cols - MARGIN)
     lines: Sequence[str]
     styles: dict[int, Style] = {}
     if state.screen is Screen.HELP:
-        lines = help_lines(state)[state.help_top :]
+        lines = help_lines(state, cols)[state.help_top :]
     elif state.screen is Screen.JOURNAL:
-        lines = ["When              Who       Action                 Target           Outcome  Detail"]
+        lines = ["When              Who       Action                 Target           Outcome     Detail"]
         styles[0] = Style.HEADER
         lines += journal_lines(state, ascii_only)[state.journal_top :]
     elif state.screen is Screen.HISTORY:
-        intro = history_intro(state)
-        entries = history_lines(state, cols, glyphs, ascii_only)
-        room = max(1, height - len(intro) - 1)
-        top = max(0, min(state.history_top, max(0, len(entries) - room)))
-        lines = [*intro, "", *entries[top : top + room]]
-        if 0 <= state.history_cursor - top < room:
-            styles[len(intro) + 1 + state.history_cursor - top] = Style.SELECTED
-    elif state.screen is Screen.CONFIRM:
-        lines = ["", *confirm_lines(state)]
+        intro = [wrap(clean(text, ascii_only), width) for text in history_intro(state)]
+        head, middle = intro[0], [line for part in intro[1:] for line in part]
+        entries = history_lines(state, width, glyphs, ascii_only)
+        room = max(height - len(head) - len(middle) - 1, min(MIN_HISTORY_ROWS, len(entries)))
+        room = max(1, min(room, len(entries), height - len(head)))
+        top = _window(state.history_top, state.history_cursor, room, len(entries))
+        tail = entries[top : top + room]
+        lines = stack(height, head, middle, tail, width, glyphs)
+        selected = len(lines) - len(tail) + state.history_cursor - top
+        if 0 <= selected < len(lines) and tail:
+            styles[selected] = Style.SELECTED
+    elif state.screen is Screen.CONFIRM and state.pending is not None:
+        pending = state.pending
+        head = wrap(clean(pending.title, ascii_only), width)
+        middle = wrap_all((clean(text, ascii_only) for text in pending.lines), width)
+        tail = wrap(clean(pending.prompt, ascii_only), width)
+        if pending.word is not None:
+            tail.append(typed_echo(state, width, glyphs, ascii_only))
+        lines = stack(height, head, middle, tail, width, glyphs, top_gap=True)
     else:
-        lines = ["", *busy_lines(state, glyphs, ascii_only)]
+        busy = busy_lines(state, glyphs, ascii_only)  # the call, its progress, "", please wait
+        head = wrap_all(busy[: 2 if state.progress else 1], width)
+        lines = stack(height, head, wrap_all(busy[-1:], width), [], width, glyphs, top_gap=True)
     out = []
     for i in range(height):
         text = clean(lines[i], ascii_only) if i < len(lines) else ""
-        out.append(Line(fit(" " + text if text else "", cols, glyphs), styles.get(i, Style.PLAIN)))
+        out.append(Line(fit(" " * MARGIN + text if text else "", cols, glyphs), styles.get(i, Style.PLAIN)))
     return out

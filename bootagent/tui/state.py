@@ -39,6 +39,9 @@ HOME = "KEY_HOME"
 END = "KEY_END"
 TAB = "KEY_TAB"
 CTRL_L = "KEY_CTRL_L"
+UNKNOWN = "KEY_UNKNOWN"  # a control character or a sequence without a name (Ctrl-C, NUL, XOFF, ...)
+INVALID = "KEY_INVALID"  # bytes that are no text in the terminal's encoding (line noise, a parity mismatch)
+REPLACEMENT = "\ufffd"  # what a decoder with errors="replace" makes of them
 
 ROLLBACK_WORD = "ROLLBACK"
 JOURNAL_LIMIT = 200
@@ -66,6 +69,16 @@ class Screen(StrEnum):
     HISTORY = "history"  # pick how far to roll back
     CONFIRM = "confirm"
     BUSY = "busy"
+
+
+def is_text(key: str) -> bool:
+    """A key that types a character (not a named key, a control character or undecodable bytes)."""
+    return len(key) == 1 and key.isprintable() and key != REPLACEMENT
+
+
+def is_digit(key: str) -> bool:
+    """0 to 9 (str.isdigit says yes to '³' and '٣' too, which int() then refuses)."""
+    return len(key) == 1 and "0" <= key <= "9"
 
 
 # --- effects -------------------------------------------------------------------------------------------
@@ -103,12 +116,16 @@ class Message:
 
 @dataclass(frozen=True)
 class Confirm:
-    """A question before an action. `word` None: y/N. Otherwise the word must be typed in full."""
+    """A question before an action. `word` None: y/N. Otherwise the word must be typed in full.
+
+    `lines` are paragraphs of explanation (the screen wraps them, and shortens them when it is small);
+    the title and the `prompt` (what to press) are always shown whole."""
 
     title: str
     lines: tuple[str, ...]
     effects: tuple[Effect, ...]
     word: str | None = None
+    prompt: str = "Press y to go ahead; any other key cancels."
 
 
 @dataclass(frozen=True)
@@ -158,6 +175,7 @@ class MenuState:
         self.cursor = 0
         self.list_top = 0
         self.page = 10  # rows of the list on screen (the front end sets it from the screen size)
+        self.width = 80  # columns of the screen (the front end sets it; the help text is wrapped to it)
         self.digits = ""
         self.message: Message | None = None
         self.pending: Confirm | None = None
@@ -236,9 +254,11 @@ class MenuState:
     def handle(self, key: str) -> list[Effect]:
         if not key:
             return []
+        if key == REPLACEMENT:
+            key = INVALID
         if self.busy is not None:
             return [Redraw()] if key == CTRL_L else []
-        self.stop_countdown()  # any key stops it
+        self.stop_countdown()  # any key stops it, undecodable bytes too (someone is there, or a line is bad)
         if key == CTRL_L:
             return [Redraw()]
         handler = {
@@ -298,7 +318,7 @@ class MenuState:
     # --- the main screen -----------------------------------------------------------------------------
     def _main_key(self, key: str) -> list[Effect]:
         rows = self.rows()
-        if key.isdigit() and len(key) == 1:
+        if is_digit(key):
             return self._digit(key, len(rows))
         if key == ENTER and self.digits:
             self.digits = ""
@@ -340,7 +360,13 @@ class MenuState:
                     return []
                 self.message = None
                 return action.run(self)
-        shown = key if len(key) == 1 and key.isprintable() else key.removeprefix("KEY_").lower()
+        if key == INVALID:
+            self.message = Message(
+                "ignored input that is not text (line noise, or a terminal set to another encoding)",
+                "press ? for the list of keys",
+            )
+            return []
+        shown = key if is_text(key) else key.removeprefix("KEY_").lower()
         self.message = Message(f"the key {shown!r} does nothing here", "press ? for the list of keys")
         return []
 
@@ -402,6 +428,7 @@ class MenuState:
     def ask(self, confirm: Confirm) -> list[Effect]:
         self.pending = confirm
         self.typed = ""
+        self.message = None  # the question is the message now (and a small screen needs the rows)
         self.back_to = self.screen
         self.screen = Screen.CONFIRM
         return []
@@ -419,7 +446,7 @@ class MenuState:
     def _help_key(self, key: str) -> list[Effect]:
         from bootagent.tui.render import help_lines  # the length of the text decides the scrolling
 
-        top = self._scroll_key(key, self.help_top, len(help_lines(self)))
+        top = self._scroll_key(key, self.help_top, len(help_lines(self, self.width)))
         if top is not None:
             self.help_top = top
         elif key in (ESC, "q", "?", "h", ENTER, LEFT):
@@ -440,7 +467,7 @@ class MenuState:
         if env is None or not history:
             self.screen = Screen.MAIN
             return []
-        if key.isdigit() and len(key) == 1:
+        if is_digit(key):
             candidate = self.digits + key
             if not 1 <= int(candidate) <= len(history):
                 candidate = key if 1 <= int(key) <= len(history) else ""
@@ -486,15 +513,14 @@ class MenuState:
                 Confirm(
                     title=f"Roll {env} back IN PLACE to {target.label}",
                     lines=(
-                        f"This DESTROYS everything in {env} written after {target.label},",
+                        f"This DESTROYS everything in {env} written after {target.label}, "
                         f"and the {len(newer)} newer snapshot(s): {names}.",
-                        "This cannot be undone. A non-destructive rollback (Enter on the previous",
+                        "This cannot be undone. A non-destructive rollback (Enter on the previous "
                         "screen) keeps everything instead.",
-                        "",
-                        f"Type {ROLLBACK_WORD} and press Enter to go ahead; anything else cancels.",
                     ),
                     effects=(rollback_call(env, steps, target, destructive=True),),
                     word=ROLLBACK_WORD,
+                    prompt=f"Type {ROLLBACK_WORD} and press Enter to go ahead; anything else cancels.",
                 )
             )
         self.message = Message(
@@ -523,11 +549,12 @@ class MenuState:
         if key == BACKSPACE:
             self.typed = self.typed[:-1]
             return []
-        if key == ESC:
-            return self._close_confirm(pending, False, self.typed)
-        if len(key) == 1 and key.isprintable():
+        if is_text(key):
             self.typed = (self.typed + key)[:MAX_TYPED]
-        return []
+            return []
+        # anything else cancels, as the screen says: Esc, Ctrl-C, an arrow (ROLL<Up>BACK is not the word),
+        # a control character, line noise
+        return self._close_confirm(pending, False, "")
 
     def _close_confirm(self, pending: Confirm, yes: bool, typed: str) -> list[Effect]:
         self.pending = None
@@ -665,8 +692,6 @@ def _boot_snapshot(state: MenuState) -> list[Effect]:
             lines=(
                 f"A new boot environment is cloned from {label} and booted.",
                 "The snapshot itself is never modified, and nothing is destroyed.",
-                "",
-                "Press y to go ahead; any other key cancels.",
             ),
             effects=(boot_snapshot_call(label),),
         )
@@ -715,10 +740,8 @@ def _roll_forward(state: MenuState) -> list[Effect]:
             title=f"Roll {env.name} forward",
             lines=(
                 f"{env.name} was made by rolling {env.rolled_back_from} back.",
-                f"Rolling forward makes the state the rollback started from ({env.rolled_back_from})",
+                f"Rolling forward makes the state the rollback started from ({env.rolled_back_from}) "
                 "the default again (a new environment if it has to be cloned). Nothing is destroyed.",
-                "",
-                "Press y to go ahead; any other key cancels.",
             ),
             effects=(roll_forward_call(env.name),),
         )
@@ -734,8 +757,9 @@ def _confirm_exit(what: str, exit: MenuExit) -> Callable[[MenuState], list[Effec
         return state.ask(
             Confirm(
                 title=f"{what.capitalize()}?",
-                lines=(f"Press y to {what} now; any other key cancels.",),
+                lines=(),
                 effects=(Exit(MenuResult(exit)),),
+                prompt=f"Press y to {what} now; any other key cancels.",
             )
         )
 

@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--delay", type=float, default=0.0)
     parser.add_argument("--fail", action="append", default=[], help="OP: the first call of OP is refused")
     parser.add_argument("--crash", action="append", default=[], help="OP: the first call of OP raises a bug")
+    parser.add_argument("--refuse", action="append", default=[], help="OP: every call of OP is refused")
     parser.add_argument("--lines", action="store_true")
     parser.add_argument(
         "--loop", action="store_true", help="start the menu again after it ends, until OUT.stop"
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     fail |= {op: ZeroDivisionError(f"{op} crashed in the test") for op in args.crash}
     info: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        session = FakeSession(Path(tmp), delay=args.delay, fail=fail)
+        session = FakeSession(Path(tmp), delay=args.delay, fail=fail, refuse=frozenset(args.refuse))
         settings = MenuSettings(
             timeout=args.timeout,
             ascii=not args.unicode,
@@ -95,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         info["runs"] = runs
         info["errors"] = errors
     info["seconds"] = time.monotonic() - started
+    times = os.times()
+    info["cpu_seconds"] = times.user + times.system  # this process's, from its start
     Path(args.out).write_text(
         json.dumps(
             {

@@ -1,8 +1,8 @@
 """A RecoverySession over the in-memory pool (tests/fakes.py) and the real domain (BootEnvironments).
 
 It records every call (what the menu asked for, in order) so tests can assert what was and was not done;
-`fail` makes the next call of an operation raise; `delay` makes the pool-changing calls slow, with progress
-messages, so the busy screen shows.
+`fail` makes the next call of an operation raise, `refuse` every call of it; `delay` makes the pool-changing
+calls slow, with progress messages, so the busy screen shows.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from bootagent.boot.session import BootDecision, Progress
 from bootagent.bootstate import BootStore
 from bootagent.config import Config
 from bootagent.environments import BootEnvironments, Inventory, RollbackResult, RollForwardResult, unique_name
+from bootagent.errors import RefusedError
 from bootagent.grubenv import GrubenvFile
 from bootagent.journal import Journal, JournalEntry
 from bootagent.model import Actor, CreatedBy
@@ -33,6 +34,7 @@ class FakeSession:
         delay: float = 0.0,
         running: bool = False,
         fail: dict[str, Exception] | None = None,
+        refuse: frozenset[str] = frozenset(),
         default: str | None = "beta",
     ) -> None:
         self.zfs: FakeZfs = reference_pool()
@@ -60,6 +62,7 @@ class FakeSession:
         )
         self.delay = delay
         self.fail = dict(fail or {})
+        self.refuse = refuse
         self.default = default
         self.calls: list[dict[str, Any]] = []
 
@@ -67,6 +70,8 @@ class FakeSession:
         self.calls.append({"op": op, **args})
         if op in self.fail:
             raise self.fail.pop(op)
+        if op in self.refuse:
+            raise RefusedError(f"{op} refused by the test", hint="every time")
 
     def _slow(self, progress: Progress, what: str) -> None:
         if self.delay:

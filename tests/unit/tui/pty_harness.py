@@ -74,9 +74,23 @@ class MenuProcess:
         self.screen = pyte.Screen(scols, srows)
         self.stream = pyte.ByteStream(self.screen)
         self.raw = b""
+        self.hung_up = False
+
+    def hang_up(self) -> None:
+        """Close the master: the terminal hangs up (reads on the child's side return 0 bytes, writes fail)."""
+        os.close(self.fd)
+        self.hung_up = True
+
+    def cpu_seconds(self) -> float:
+        """The child's CPU time so far (user and system), from /proc."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     # --- the screen ----------------------------------------------------------------------------------
     def pump(self, timeout: float = 0.05) -> None:
+        if self.hung_up:
+            time.sleep(timeout)
+            return
         ready, _, _ = select.select([self.fd], [], [], timeout)
         while ready:
             try:
@@ -154,6 +168,11 @@ class MenuProcess:
         """A child started with --loop ends after the menu's next exit."""
         Path(str(self.out) + ".stop").touch()
 
+    def log(self) -> str:
+        """What a child started with --debug logged."""
+        path = Path(str(self.out) + ".log")
+        return path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
+
     def stderr(self) -> str:
         return self.err.read_text(encoding="utf-8", errors="replace") if self.err.exists() else ""
 
@@ -166,7 +185,9 @@ class MenuProcess:
             self.proc.wait()
             raise AssertionError(f"the menu did not end:\n{self.text}\nstderr:\n{self.stderr()}")
         self.pump()
-        os.close(self.fd)
+        if not self.hung_up:
+            os.close(self.fd)
+            self.hung_up = True
         assert self.proc.returncode == 0, self.stderr()
         data: dict[str, Any] = json.loads(self.out.read_text(encoding="utf-8"))
         return data
@@ -175,5 +196,7 @@ class MenuProcess:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
-        with contextlib.suppress(OSError):
-            os.close(self.fd)
+        if not self.hung_up:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+            self.hung_up = True

@@ -63,7 +63,7 @@ def test_run_interactive_uses_lines_on_a_dumb_terminal(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TERM", "dumb")
-    monkeypatch.setattr("sys.stdin", io.StringIO("1\nb\n"))
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n1\nb\n"))  # the first line stops the countdown
     out = io.StringIO()
     monkeypatch.setattr("sys.stdout", out)
     printk = tmp_path / "printk"

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as hst
 
 from bootagent.boot.session import MenuExit, MenuResult
 from bootagent.errors import RefusedError
@@ -50,6 +53,10 @@ def press(state: S.MenuState, session: FakeSession, *keys: str) -> MenuResult | 
 
 def screen_of(state: S.MenuState) -> S.Screen:
     return state.screen  # (a call, so mypy does not narrow the screen across key presses)
+
+
+def message_of(state: S.MenuState) -> S.Message | None:
+    return state.message  # (a call, so mypy does not narrow it across key presses)
 
 
 def labels(state: S.MenuState) -> list[str]:
@@ -340,3 +347,112 @@ def test_every_action_has_one_key_and_a_help_line() -> None:
     keys = [k for a in S.ACTIONS for k in (a.key, *a.keys)]
     assert len(keys) == len(set(keys))
     assert all(a.help and a.label for a in S.ACTIONS)
+
+
+# --- input from a noisy line ---------------------------------------------------------------------------
+@pytest.mark.parametrize("key", [S.INVALID, S.REPLACEMENT, S.UNKNOWN, S.ESC, "KEY_CTRL_C", S.TAB])
+def test_every_key_stops_the_countdown_undecodable_bytes_too(session: FakeSession, key: str) -> None:
+    st = make(session, timeout=10)
+    assert st.handle(key) == []
+    assert st.countdown() is None
+    assert st.tick(100.0) == []
+    assert session.calls == []
+    assert screen_of(st) is S.Screen.MAIN
+
+
+def test_undecodable_bytes_say_what_they_are(session: FakeSession) -> None:
+    st = make(session)
+    press(st, session, S.REPLACEMENT)
+    assert st.message is not None
+    assert "not text" in st.message.text
+
+
+@pytest.mark.parametrize(
+    "key",
+    [S.UP, S.DOWN, S.LEFT, S.RIGHT, S.ESC, S.TAB, S.UNKNOWN, S.INVALID, S.REPLACEMENT, "KEY_CTRL_C", "KEY_F"],
+)
+def test_typed_word_anything_else_cancels(session: FakeSession, key: str) -> None:
+    st = make(session)
+    press(st, session, "r", "2", "D", *"ROLL")
+    assert st.wants_text()
+    press(st, session, key)
+    assert screen_of(st) is S.Screen.MAIN
+    assert st.pending is None
+    assert st.message == S.Message("cancelled; nothing was changed")
+    press(st, session, *"BACK", S.ENTER)  # ROLL<key>BACK is not the word: the rest does nothing destructive
+    assert not any(c.get("destructive") for c in session.calls)
+
+
+def test_typed_word_keeps_backspace_and_redraw(session: FakeSession) -> None:
+    st = make(session)
+    press(st, session, "r", "D", *"ROLLX", S.BACKSPACE)
+    assert st.handle(S.CTRL_L) == [S.Redraw()]  # a repaint of a garbled screen changes nothing
+    press(st, session, *"BACK", S.ENTER)
+    assert session.calls == [{"op": "rollback", "environment": "beta", "steps": 1, "destructive": True}]
+
+
+@pytest.mark.parametrize("key", [S.ESC, S.UP, S.INVALID, "KEY_CTRL_C", "n", S.ENTER])
+def test_yes_no_questions_cancel_on_anything_but_y(session: FakeSession, key: str) -> None:
+    st = make(session)
+    assert press(st, session, "R", key) is None
+    assert st.message == S.Message("cancelled; nothing was changed")
+
+
+def test_a_question_replaces_the_message_and_has_its_prompt(session: FakeSession) -> None:
+    st = make(session)
+    press(st, session, "z")
+    assert st.message is not None
+    press(st, session, "R")
+    assert message_of(st) is None
+    assert st.pending is not None
+    assert st.pending.prompt == "Press y to reboot now; any other key cancels."
+    press(st, session, "n", "r", "D")
+    assert st.pending is not None
+    assert st.pending.prompt.startswith("Type ROLLBACK and press Enter")
+
+
+KEYS = [
+    *"jkgG+-rDfl?hqnRP0123456789 sbxzZ!ROLLBACK",
+    S.ENTER,
+    S.ESC,
+    S.UP,
+    S.DOWN,
+    S.LEFT,
+    S.RIGHT,
+    S.BACKSPACE,
+    S.TAB,
+    S.CTRL_L,
+    S.UNKNOWN,
+    S.INVALID,
+    S.REPLACEMENT,
+    "KEY_CTRL_C",
+    "é",
+]
+
+
+@hst.composite
+def attempts(draw: hst.DrawFn) -> list[str]:
+    """The way to a destructive rollback (r, a step, D, the word, Enter), often with a key thrown in."""
+    word = list(S.ROLLBACK_WORD)
+    if draw(hst.booleans()):
+        word.insert(draw(hst.integers(0, len(word))), draw(hst.sampled_from(KEYS)))
+    return ["r", draw(hst.sampled_from(["1", "2", "3", "j", ""])), "D", *word, S.ENTER]
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(hst.lists(hst.one_of(hst.sampled_from(KEYS).map(lambda k: [k]), attempts()), max_size=12))
+def test_no_destructive_call_without_the_typed_word(phrases: list[list[str]]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        session = FakeSession(Path(tmp))
+        st = make(session, timeout=10)
+        for key in (k for phrase in phrases for k in phrase if k):
+            typed, asked = st.typed, st.wants_text()
+            before = len(session.calls)
+            result = drive(st, session, st.handle(key))
+            for call in session.calls[before:]:
+                if call.get("destructive"):  # only Enter on the typed word, in its question
+                    assert asked
+                    assert key == S.ENTER
+                    assert typed == S.ROLLBACK_WORD
+            if result is not None:  # the menu ended; a front end would start it again: go on
+                assert result.exit is not MenuExit.SHELL or st.allow_shell
