@@ -3,6 +3,9 @@
 It models what the safety rules rely on: snapshots ordered by txg, clones keeping their origin, destroy
 refusing held or cloned snapshots and file systems with snapshots or clones, atomic batches, rollback to the
 latest snapshot only. Every change is recorded in `calls` so tests can assert what was (not) done.
+
+tests/contract/zfs_contract.py holds it to what real ZFS does (the same checks run against a real pool in
+the VM tier): where they disagree, fix the fake.
 """
 
 from __future__ import annotations
@@ -10,9 +13,21 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from bootagent.errors import NotFoundError, RefusedError, ZfsError
-from bootagent.model import DatasetInfo, DatasetKind, PoolHealth, PoolInfo
+from bootagent.errors import InvalidNameError, NotFoundError, RefusedError, ZfsError
+from bootagent.model import PROP_PREFIX, DatasetInfo, DatasetKind, PoolHealth, PoolInfo
+from bootagent.names import zfs_allows
 from bootagent.zfs.interface import DiffChange, DiffEntry
+
+MAX_DATASET_NAME = 255  # ZFS_MAX_DATASET_NAME_LEN (256) less the NUL
+
+
+def check_zfs_name(name: str) -> None:
+    """ZFS's own name rule (zfs_namecheck.c); libzfs_core reports a bad name as NameInvalid, which
+    bootagent.zfs.lzc turns into InvalidNameError."""
+    dataset, at, snap = name.partition("@")
+    parts = [*dataset.split("/"), *([snap] if at else [])]
+    if len(name) > MAX_DATASET_NAME or "@" in snap or not all(zfs_allows(p) for p in parts):
+        raise InvalidNameError(f"invalid name: {name}")
 
 
 @dataclass
@@ -24,8 +39,8 @@ class Node:
     used: int = 1 << 20
     referenced: int = 1 << 30
     origin: str | None = None
-    mountpoint: str | None = None
-    canmount: str | None = "on"
+    mountpoint: str | None = None  # None: inherited from the parent file system
+    canmount: str | None = "on"  # None for snapshots
     user_props: dict[str, str] = field(default_factory=dict)
     holds: set[str] = field(default_factory=set)
     files: dict[str, str] = field(default_factory=dict)
@@ -39,6 +54,7 @@ class FakeZfs:
         self.health = PoolHealth.ONLINE
         self.readonly = False
         self.bootfs: str | None = None
+        self.guid = 0x1F2E3D4C5B6A7980
         self.nodes: dict[str, Node] = {}
         self.mounted: dict[str, str] = {}  # path -> dataset
         self.txg = 100
@@ -61,15 +77,17 @@ class FakeZfs:
         self.nodes[name] = node
         return node
 
-    def add_snap(self, name: str, **kw: object) -> Node:
+    def add_snap(self, name: str, *, when: tuple[int, int] | None = None, **kw: object) -> Node:
+        """A snapshot; `when` = (creation, txg) puts several in one transaction group."""
         ds = name.split("@", 1)[0]
         assert ds in self.nodes, ds
-        creation, txg = self._tick()
+        creation, txg = when or self._tick()
         node = Node(
             name=name,
             kind=DatasetKind.SNAPSHOT,
             creation=creation,
             createtxg=txg,
+            canmount=None,  # native file system properties do not apply to snapshots
             files=dict(self.nodes[ds].files),
         )
         for key, value in kw.items():
@@ -85,6 +103,36 @@ class FakeZfs:
         if name not in self.nodes:
             raise NotFoundError(f"dataset does not exist: {name}")
         return self.nodes[name]
+
+    def mountpoint_of(self, name: str) -> str:
+        """The effective mountpoint of a file system: its own, else inherited (`Node.mountpoint` None)
+        from its parent like ZFS does: below the parent's path, or the parent's `none`/`legacy`."""
+        own = self.nodes[name].mountpoint
+        if own is not None:
+            return own
+        parent, _, leaf = name.rpartition("/")
+        if parent not in self.nodes:
+            return "/" + name
+        above = self.mountpoint_of(parent)
+        return above.rstrip("/") + "/" + leaf if above.startswith("/") else above
+
+    def _info(self, node: Node) -> DatasetInfo:
+        filesystem = node.kind is DatasetKind.FILESYSTEM
+        return DatasetInfo(
+            name=node.name,
+            kind=node.kind,
+            creation=node.creation,
+            createtxg=node.createtxg,
+            used=node.used,
+            referenced=node.referenced,
+            origin=node.origin,
+            mountpoint=self.mountpoint_of(node.name) if filesystem else None,
+            canmount=node.canmount if filesystem else None,
+            mounted=node.name in self.mounted.values(),
+            # only bootagent's namespace, and only what is set on the dataset itself (ZFS's inheritance
+            # of user properties is not modelled, so everything in user_props is local)
+            user_props={k: v for k, v in node.user_props.items() if k.startswith(PROP_PREFIX)},
+        )
 
     def snapshots_of(self, ds: str) -> list[Node]:
         return sorted(
@@ -102,27 +150,22 @@ class FakeZfs:
             raise NotFoundError(f"no such pool: {pool}", hint="zpool import")
         return PoolInfo(pool, self.health, self.size, self.free, self.readonly, self.bootfs)
 
+    def imported_pools(self) -> list[str]:
+        return [self.pool]
+
+    def pool_guid(self, pool: str) -> int:
+        self.pool_info(pool)
+        return self.guid
+
     def list_tree(self, root: str) -> list[DatasetInfo]:
         self._need(root)
+        if "@" in root:  # a snapshot as the root: just that snapshot
+            return [self._info(self.nodes[root])]
         out = []
         for node in self.nodes.values():
             ds = node.name.split("@", 1)[0]
             if ds == root or ds.startswith(root + "/"):
-                out.append(
-                    DatasetInfo(
-                        name=node.name,
-                        kind=node.kind,
-                        creation=node.creation,
-                        createtxg=node.createtxg,
-                        used=node.used,
-                        referenced=node.referenced,
-                        origin=node.origin,
-                        mountpoint=node.mountpoint,
-                        canmount=node.canmount,
-                        mounted=node.name in self.mounted.values(),
-                        user_props=dict(node.user_props),
-                    )
-                )
+                out.append(self._info(node))
         return out
 
     def exists(self, name: str) -> bool:
@@ -136,22 +179,32 @@ class FakeZfs:
 
     # --- ZfsBackend: changing ------------------------------------------------------------------------
     def snapshot(self, names: Sequence[str], user_props: Mapping[str, str]) -> None:
+        """All in one transaction group (one txg, one creation time), or none."""
         self._fail("snapshot")
+        for name in names:
+            if "@" not in name:
+                raise InvalidNameError(f"not a snapshot name: {name}")
+            check_zfs_name(name)
         for name in names:
             self._need(name.split("@", 1)[0])
             if name in self.nodes:
-                raise ZfsError(f"snapshot already exists: {name}")
+                raise RefusedError(f"cannot create snapshot '{name}': dataset already exists")
         if self.free < 1 << 20:
             raise ZfsError("out of space", errno=28)
         self.calls.append(("snapshot", *names))
+        when = self._tick()
         for name in names:
-            self.add_snap(name, user_props=dict(user_props))
+            self.add_snap(name, when=when, user_props=dict(user_props))
 
     def clone(self, name: str, origin: str, user_props: Mapping[str, str]) -> None:
         self._fail("clone")
-        src = self._need(origin)
+        check_zfs_name(name)
+        if "@" in name:
+            raise InvalidNameError(f"a clone is a file system, not a snapshot: {name}")
+        self._need(name.rpartition("/")[0])
         if name in self.nodes:
-            raise ZfsError(f"dataset already exists: {name}")
+            raise RefusedError(f"cannot create '{name}': dataset already exists")
+        src = self._need(origin)
         self.calls.append(("clone", name, origin))
         self.add_fs(name, origin=origin, user_props=dict(user_props), files=dict(src.files), canmount="on")
 
@@ -164,37 +217,47 @@ class FakeZfs:
 
     def set_user(self, name: str, props: Mapping[str, str]) -> None:
         self._fail("set_user")
+        node = self._need(name)
         self.calls.append(("set_user", name, *sorted(f"{k}={v}" for k, v in props.items())))
-        self._need(name).user_props.update(props)
+        node.user_props.update(props)
 
     def inherit_user(self, name: str, prop: str) -> None:
+        node = self._need(name)
         self.calls.append(("inherit_user", name, prop))
-        self._need(name).user_props.pop(prop, None)
+        node.user_props.pop(prop, None)
 
     def _destroy_check(self, name: str, batch: set[str]) -> str | None:
+        """Why `name` cannot be destroyed in `batch`, checked against the state BEFORE the batch (as the
+        destroy channel program does): a clone in the same batch still blocks its origin snapshot."""
         node = self.nodes.get(name)
         if node is None:
             return f"{name}: dataset does not exist"
+        if name in self.mounted.values():
+            return f"{name}: dataset is busy"
         if node.kind is DatasetKind.SNAPSHOT:
             if node.holds:
                 return f"{name}: snapshot is held"
-            clones = [n.name for n in self.nodes.values() if n.origin == name and n.name not in batch]
-            if clones:
+            if any(n.origin == name for n in self.nodes.values()):
                 return f"{name}: snapshot has dependent clones"
         else:
             snaps = [s.name for s in self.snapshots_of(name) if s.name not in batch]
             if snaps:
                 return f"{name}: filesystem has children (snapshots)"
-            if name in self.mounted.values():
-                return f"{name}: dataset is busy"
+            children = [n for n in self.nodes if n.startswith(name + "/") and "@" not in n and n not in batch]
+            if children:
+                return f"{name}: filesystem has children"
         return None
 
     def destroy(self, names: Sequence[str]) -> None:
+        """All or nothing; NotFoundError when the only problems are missing names."""
         self._fail("destroy")
         batch = set(names)
-        problems = [p for n in names if (p := self._destroy_check(n, batch))]
+        problems = {n: p for n in names if (p := self._destroy_check(n, batch))}
         if problems:
-            raise RefusedError("; ".join(problems))
+            text = "; ".join(problems.values())
+            if all(n not in self.nodes for n in problems):
+                raise NotFoundError(text)
+            raise RefusedError(text)
         self.calls.append(("destroy", *names))
         for name in names:
             self.free += self.nodes[name].used
@@ -224,10 +287,18 @@ class FakeZfs:
         self.nodes[new].name = new
 
     def hold(self, snapshot: str, tag: str) -> None:
-        self._need(snapshot).holds.add(tag)
+        node = self._need(snapshot)
+        if tag in node.holds:
+            raise RefusedError(f"cannot hold snapshot '{snapshot}': tag already exists on this dataset")
+        node.holds.add(tag)
 
     def release(self, snapshot: str, tag: str) -> None:
-        self._need(snapshot).holds.discard(tag)
+        node = self._need(snapshot)
+        if tag not in node.holds:
+            raise NotFoundError(
+                f"cannot release hold from snapshot '{snapshot}': no such tag on this dataset"
+            )
+        node.holds.discard(tag)
 
     def mount(self, name: str, path: str) -> None:
         self._need(name)
@@ -260,7 +331,7 @@ class FakeZfs:
 def reference_pool(zfs: FakeZfs | None = None) -> FakeZfs:
     """The reference layout of the README (and of the VM test bed), in memory."""
     z = zfs or FakeZfs()
-    z.add_fs("rpool/ROOT", canmount="off", mountpoint=None)
+    z.add_fs("rpool/ROOT", canmount="off", mountpoint="none")
     for be in ("alpha", "beta", "gamma"):
         z.add_fs(
             f"rpool/ROOT/{be}",
