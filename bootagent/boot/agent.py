@@ -8,7 +8,7 @@ import contextlib
 import logging
 import os
 import shlex
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,13 +19,14 @@ from bootagent.bootstate import BootStore
 from bootagent.config import Config
 from bootagent.environments import BootEnvironments, Inventory, RollbackResult, RollForwardResult, unique_name
 from bootagent.errors import BootagentError, CommandError, RefusedError
-from bootagent.grubenv import GrubenvFile
+from bootagent.grubenv import Grubenv, GrubenvFile
 from bootagent.journal import Journal, JournalEntry
 from bootagent.model import Actor, CreatedBy, split_target
 from bootagent.names import name_problem, shown
 from bootagent.runner import Runner, run
 from bootagent.zfs.backend import ZfsSystem
 from bootagent.zfs.cli import ZfsCli
+from bootagent.zfs.interface import ZfsBackend
 
 LOG = logging.getLogger(__name__)
 
@@ -63,6 +64,21 @@ def read_shell_conf(path: str) -> dict[str, str]:
     return out
 
 
+class UnreachableGrubenv(GrubenvFile):
+    """The initramfs knows no writable grubenv (none was recorded when the image was built, or the pool is
+    still read-only): reads are empty, and a change is only the pool's bootfs, which is said once."""
+
+    def read(self) -> Grubenv:
+        return Grubenv({})
+
+    def update(self, changes: Mapping[str, str | None]) -> Grubenv:
+        LOG.warning(
+            "GRUB's environment block is not reachable from here: only the pool's bootfs records the choice "
+            "(GRUB's own default stays until bootagent runs in the booted system)"
+        )
+        return Grubenv({})
+
+
 class EarlyBootSession:
     """A RecoverySession over the real pool. Call `close()` (or `hand_over`) on every path."""
 
@@ -75,14 +91,15 @@ class EarlyBootSession:
         runner: Runner = run,
         paths: EarlyBootPaths | None = None,
         running_release: str | None = None,
+        zfs: ZfsBackend | None = None,
     ) -> None:
         self.params = params
         self.config = config
         self.pool = pool
         self.runner = runner
         self.paths = paths or EarlyBootPaths()
-        self.cli = ZfsCli(runner)
-        self.zfs = ZfsSystem(runner)
+        self.cli = ZfsCli(runner)  # import, export: the command line
+        self.zfs: ZfsBackend = zfs if zfs is not None else ZfsSystem(runner)
         self.running_release = running_release or os.uname().release
         self.writable = False
         self.imported = False
@@ -140,7 +157,7 @@ class EarlyBootSession:
         target = os.path.join(self.paths.grub_mount, rel)
         if not uuid:
             LOG.warning("no GRUB environment partition recorded; boot choices go to bootfs only")
-            return GrubenvFile(os.path.join(self.paths.run_dir, "no-grubenv", "grubenv"))
+            return UnreachableGrubenv(os.path.join(self.paths.run_dir, "no-grubenv", "grubenv"))
         if self.paths.grub_mount not in self._mounted:
             os.makedirs(self.paths.grub_mount, exist_ok=True)
             self.runner(["mount", "-t", "ext4,vfat", f"UUID={uuid}", self.paths.grub_mount], check=True)
@@ -176,7 +193,7 @@ class EarlyBootSession:
             grubenv = (
                 self._mount_grub()
                 if self.writable
-                else GrubenvFile(os.path.join(self.paths.run_dir, "no-grubenv", "grubenv"))
+                else UnreachableGrubenv(os.path.join(self.paths.run_dir, "no-grubenv", "grubenv"))
             )
             self._envs = BootEnvironments(
                 self.zfs,

@@ -77,6 +77,7 @@ def grubenv_place(grubenv: str, runner: Runner, warnings: list[str]) -> GrubenvP
         )
         return GrubenvPlace()
     name = os.path.basename(grubenv)
+    relative = relative or "/"  # grub-mkrelpath prints nothing for the root of a file system
     if not uuid or not relative.startswith("/"):
         warnings.append(f"grub-probe gave no file system UUID for {directory}; using GRUB's $prefix/grubenv")
         return GrubenvPlace()

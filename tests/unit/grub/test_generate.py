@@ -98,7 +98,7 @@ def test_hand_made_names_are_left_out_with_a_warning() -> None:
 
 def test_grubenv_place_from_grub_probe() -> None:
     warnings: list[str] = []
-    probe = Probe(rel="/")
+    probe = Probe(rel="")  # what grub-mkrelpath prints for the root of a file system (/boot/grub here)
     assert grubenv_place("/boot/grub/grubenv", probe, warnings) == GrubenvPlace(
         uuid="3c0ffee0-aaaa-4bbb-8ccc-0123456789ab", path="/grubenv"
     )
