@@ -32,10 +32,12 @@ def main(argv: list[str] | None = None) -> int:
             keep = set(image.artifacts)
             if not args.no_agent:
                 from testbed.agent import build_agent_layer
+                from testbed.booted import build_booted
 
                 layer = build_agent_layer(image)
                 path = layer.disk
                 keep.add(layer.artifact.path)
+                keep.add(build_booted(layer).artifact.path)
             if args.prune:
                 prune(keep)
             print(path)

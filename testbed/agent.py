@@ -14,27 +14,53 @@ from pathlib import Path
 
 from testbed.build import REPO, Image
 from testbed.cache import Artifact, artifact, building, key_of, source_of, stage_log
-from testbed.machine import Machine
-from testbed.run import CommandError, run, say
+from testbed.layout import default_layout
+from testbed.machine import BOOT_TIMEOUT, Machine
+from testbed.run import CommandError, retrying, run, say
+
+INSTALL_TIMEOUT = 1800.0  # seconds for install.sh on the first try (about 300 s on 2 idle cores)
 
 INSTALL_JOB = r"""
 set -eux
 DEB=/mnt/share/bootagent.deb
+# where the time goes: one line per step, with the guest's clock
+start=$(date +%s)
+step() { echo "@@ agent layer: $1 at $(( $(date +%s) - start )) s"; }
 export DEBIAN_FRONTEND=noninteractive
 # every initramfs is rebuilt below, in parallel, not one after another by the package's postinst
 export BOOTAGENT_NO_INITRAMFS_UPDATE=1
-dpkg --force-confold --force-confdef -i $DEB
-hooks=$(dpkg -L bootagent | grep -c '^/usr/share/initramfs-tools/' || true)
 booted=$(findmnt -n -o SOURCE /)
 pool=${booted%%/*}
+# What the administrator of a machine run over a serial console writes into /etc/default/grub (Debian's own
+# template with the serial terminal and the console on the kernel command line), in every boot environment.
+# Nothing else about GRUB is set up here: the package keeps 10_linux from running and its postinst's
+# update-grub makes the menu from these settings.
+grub_defaults() {
+    mkdir -p "$1/etc/default"
+    cat > "$1/etc/default/grub" <<'GRUB'
+GRUB_DEFAULT=0
+GRUB_TIMEOUT=5
+GRUB_DISTRIBUTOR=`lsb_release -i -s 2> /dev/null || echo Debian`
+GRUB_CMDLINE_LINUX_DEFAULT=""
+GRUB_CMDLINE_LINUX="console=tty0 console=ttyS0,115200"
+GRUB_TERMINAL="serial console"
+GRUB_SERIAL_COMMAND="serial --unit=0 --speed=115200"
+GRUB
+}
+grub_defaults /
+dpkg --force-confold --force-confdef -i $DEB
+step "dpkg -i in the booted environment (with update-grub)"
+hooks=$(dpkg -L bootagent | grep -c '^/usr/share/initramfs-tools/' || true)
 rm -f /tmp/initramfs-*
 # every BE's initramfs is rebuilt in parallel (they are the slow part: ~75 s each under TCG)
-for be in $(zfs list -H -o name -r -d 1 "$pool/ROOT" | grep "^$pool/ROOT/"); do
+for be in $(zfs list -H -o name -r -d 1 "$pool/@ROOT@" | grep "^$pool/@ROOT@/"); do
     [ "$be" = "$booted" ] && continue
     m=/mnt/be-${be##*/}
     mkdir -p $m
     mount -t zfs -o zfsutil "$be" $m
+    grub_defaults $m
     dpkg --root=$m --force-confold --force-confdef -i $DEB
+    step "dpkg -i in $be"
     if [ "$hooks" -gt 0 ]; then
         for d in dev proc sys; do mount --bind /$d $m/$d; done
         (chroot $m update-initramfs -u -k all >/tmp/initramfs-${be##*/}.log 2>&1;
@@ -45,6 +71,7 @@ if [ "$hooks" -gt 0 ]; then
     (update-initramfs -u -k all >/tmp/initramfs-booted.log 2>&1; echo $? >/tmp/initramfs-booted.rc) &
 fi
 wait
+step "update-initramfs in every environment (in parallel)"
 for log in /tmp/initramfs-*.log; do [ -e "$log" ] && cat "$log"; done
 for rc in /tmp/initramfs-*.rc; do [ -e "$rc" ] && [ "$(cat "$rc")" = 0 ]; done
 # update-initramfs's post-update hook built the agent's own image in every BE
@@ -53,34 +80,20 @@ for root in / /mnt/be-*; do
         echo "no $root/boot/bootagent.img" >&2
         exit 1
     fi
-done
-# GRUB's menu as the administrator of a bootagent machine sets it up, in every BE (bootagent runs update-grub
-# from whichever BE is running): 10_linux and its friends know nothing of boot environments, so they are
-# switched off; the menu is on the serial console. update-grub then runs 00_header and 42_bootagent.
-for root in / /mnt/be-*; do
-    [ -d "$root/etc/grub.d" ] || continue
-    for s in 10_linux 20_linux_xen 30_os-prober 30_uefi-firmware; do
-        if [ -e "$root/etc/grub.d/$s" ]; then chmod -x "$root/etc/grub.d/$s"; fi
-    done
-    mkdir -p "$root/etc/default"
-    touch "$root/etc/default/grub"
-    sed -i -e '/^GRUB_TERMINAL=/d' -e '/^GRUB_SERIAL_COMMAND=/d' -e '/^GRUB_TIMEOUT=/d' \
-        "$root/etc/default/grub"
-    cat >> "$root/etc/default/grub" <<'GRUB'
-GRUB_TERMINAL="serial console"
-GRUB_SERIAL_COMMAND="serial --unit=0 --speed=115200"
-GRUB_TIMEOUT=5
-GRUB
+    # the package itself switched 10_linux off, the Debian way
+    override=$(dpkg-statoverride --root=$root --list /etc/grub.d/10_linux)
+    [ "$override" = "root root 644 /etc/grub.d/10_linux" ]
 done
 for m in /mnt/be-*; do
     [ -d "$m" ] || continue
     for d in sys proc dev; do umount $m/$d 2>/dev/null || true; done
     umount $m
 done
-update-grub
+# the menu the package's postinst made with update-grub
 grub-script-check /boot/grub/grub.cfg
 grep -q "bootagent recovery menu" /boot/grub/grub.cfg
-if grep -q "^menuentry 'Debian" /boot/grub/grub.cfg; then echo "10_linux entries in grub.cfg" >&2; exit 1; fi
+if grep -q "^### BEGIN /etc/grub.d/10_linux ###" /boot/grub/grub.cfg; then echo "10_linux ran" >&2; exit 1; fi
+step "checked"
 sync
 """
 
@@ -106,7 +119,7 @@ def build_agent_layer(image: Image) -> AgentLayer:
     try:
         deb = build_deb(scratch)
         sha = sha256_of(deb)
-        key = key_of(source_of(build_agent_layer), INSTALL_JOB, str(image.disk), sha)
+        key = key_of(source_of(build_agent_layer), INSTALL_JOB, default_layout(), str(image.disk), sha)
         art = artifact("agent", key)
         if not art.done:
             started = time.monotonic()
@@ -114,39 +127,47 @@ def build_agent_layer(image: Image) -> AgentLayer:
                 share = tmp / "share"
                 share.mkdir()
                 shutil.copyfile(deb, share / "bootagent.deb")
-                (share / "install.sh").write_text(INSTALL_JOB)
+                (share / "install.sh").write_text(INSTALL_JOB.replace("@ROOT@", default_layout().root))
                 layer = tmp / "agent.qcow2"
-                run(
-                    [
-                        "qemu-img",
-                        "create",
-                        "-q",
-                        "-f",
-                        "qcow2",
-                        "-b",
-                        str(image.disk),
-                        "-F",
-                        "raw",
-                        str(layer),
-                    ]
-                )
-                machine = Machine(image.disk, tmp / "vm", share=share, overlay=layer)
-                try:
-                    machine.start()
-                    machine.wait_for_boot()
-                    code, output = machine.run(
-                        "mkdir -p /mnt/share && mount -t 9p -o trans=virtio,version=9p2000.L share /mnt/share"
-                        " && sh /mnt/share/install.sh && umount /mnt/share",
-                        timeout=1200,
+
+                def attempt(number: int) -> None:
+                    # a guest on a busy machine may need far longer than on an idle one: each try gets
+                    # more time, from a fresh layer
+                    layer.unlink(missing_ok=True)
+                    shutil.rmtree(tmp / "vm", ignore_errors=True)
+                    run(
+                        [
+                            "qemu-img",
+                            "create",
+                            "-q",
+                            "-f",
+                            "qcow2",
+                            "-b",
+                            str(image.disk),
+                            "-F",
+                            "raw",
+                            str(layer),
+                        ]
                     )
-                    if code != 0:
-                        raise CommandError(
-                            ["install.sh"], f"installing the .deb failed ({code})", code, output
+                    machine = Machine(image.disk, tmp / "vm", share=share, overlay=layer)
+                    try:
+                        machine.start()
+                        machine.wait_for_boot(BOOT_TIMEOUT * number)
+                        code, output = machine.run(
+                            "mkdir -p /mnt/share && mount -t 9p -o trans=virtio,version=9p2000.L share"
+                            " /mnt/share && sh /mnt/share/install.sh && umount /mnt/share",
+                            timeout=INSTALL_TIMEOUT * number,
                         )
-                    machine.poweroff(180)
-                finally:
-                    machine.close()
-                    shutil.copyfile(machine.log_path, stage_log("agent-console"))
+                        if code != 0:
+                            raise CommandError(
+                                ["install.sh"], f"installing the .deb failed ({code})", code, output
+                            )
+                        machine.poweroff(300 * number)
+                    finally:
+                        machine.close()
+                        shutil.copyfile(machine.log_path, stage_log("agent-console"))
+
+                retrying("the agent layer's guest (boot, dpkg -i, initramfs in every environment)", attempt)
                 shutil.rmtree(share)
                 shutil.rmtree(tmp / "vm")
                 (tmp / "deb.sha256").write_text(sha + "\n")

@@ -25,10 +25,10 @@ from pathlib import Path
 
 from testbed import guestfiles as gf
 from testbed.cache import Artifact, artifact, building, copy_tree, key_of, remove_tree, source_of, stage_log
+from testbed.layout import POOL, default_layout
 from testbed.run import CommandError, run, say
 
 REPO = Path(__file__).resolve().parent.parent
-GRUB_D_SCRIPT = REPO / "grub.d" / "42_bootagent"
 DISK_SIZE = 6 * 1024**3
 SECTOR = 512
 # GPT layout (sectors): p1 BIOS boot 1 MiB, p2 ext4 256 MiB (GRUB + grubenv), p3 the pool.
@@ -38,7 +38,8 @@ P3_START = P2[1] + 1
 DISK_SERIAL = "bootagent0"
 BE_NAMES = ("alpha", "beta", "gamma")
 ACTIVE_BE = "beta"
-POOL = "rpool"
+# The layout the package's own default config expects (the image is built for it; nothing here repeats it).
+LAYOUT = default_layout()
 
 GUEST_PACKAGES = [
     "systemd",
@@ -448,15 +449,23 @@ def stage_helper(root_art: Artifact, kver: str) -> Artifact:
 # ---------------------------------------------------------------- the disk
 
 
-def grub_cfg_text(default_be: str = ACTIVE_BE, pool: str = POOL) -> str:
-    """Run grub.d/42_bootagent against an empty root prefix (it needs no ZFS on the host)."""
-    env = {
-        "BOOTAGENT_ROOT": "/nonexistent-root",
-        "BOOTAGENT_POOL": pool,
-        "BOOTAGENT_DEFAULT_BE": default_be,
-        "BOOTAGENT_BES": " ".join(BE_NAMES),
-    }
-    return run(["sh", GRUB_D_SCRIPT], env=env, timeout=60)
+def first_boot_cfg(pool: str = POOL, be: str = ACTIVE_BE) -> str:
+    """The test bed's own grub.cfg for the boots before bootagent is installed (the agent layer's
+    update-grub replaces it with the product's menu). Plain GRUB script, no bootagent code."""
+    dataset = f"/{LAYOUT.root}/{be}@"
+    return f"""\
+serial --unit=0 --speed=115200
+terminal_input serial console
+terminal_output serial console
+set timeout=5
+insmod part_gpt
+insmod zfs
+search --no-floppy --label --set=root {pool}
+menuentry 'test bed, boot environment {be} (bootagent not installed yet)' --id testbed-first-boot {{
+\tlinux {dataset}/boot/vmlinuz root=ZFS={pool}/{LAYOUT.root}/{be} console=tty0 console=ttyS0,115200
+\tinitrd {dataset}/boot/initrd.img
+}}
+"""
 
 
 def install_grub(disk: Path, workdir: Path, log: Path) -> None:
@@ -499,9 +508,8 @@ def install_grub(disk: Path, workdir: Path, log: Path) -> None:
         ],
         log=log,
     )
-    (stage / "grub.cfg").write_text(grub_cfg_text())
-    run(["grub-editenv", stage / "grubenv", "create"], log=log)
-    run(["grub-editenv", stage / "grubenv", "set", f"bootagent_default={ACTIVE_BE}"], log=log)
+    (stage / "grub.cfg").write_text(first_boot_cfg())
+    run(["grub-editenv", stage / "grubenv", "create"], log=log)  # as grub-install does
     p2_image = workdir / "p2.ext4"
     p2_bytes = (P2[1] - P2[0] + 1) * SECTOR
     run(["mkfs.ext4", "-q", "-F", "-L", "bootgrub", "-d", stage, p2_image, str(p2_bytes // 1024)], log=log)
@@ -553,67 +561,66 @@ ls -l /dev/disk/by-id/
 zpool create -f -o compatibility=grub2 -o ashift=12 -o cachefile=none -R $T \
     -O compression=lz4 -O acltype=posixacl -O xattr=sa -O atime=off -O relatime=off \
     -O canmount=off -O mountpoint=none @POOL@ $DISK-part3
-zfs create -o canmount=off -o mountpoint=none @POOL@/ROOT
-zfs create -o canmount=off -o mountpoint=none @POOL@/FACTORY
+zfs create -o canmount=off -o mountpoint=none @POOL@/@ROOT@
+zfs create -o canmount=off -o mountpoint=none @POOL@/@FACTORY@
 
 # alpha: a copy of this (read-only) root; beta and the factory image: received from it
-zfs create -o canmount=noauto -o mountpoint=/ @POOL@/ROOT/alpha
-zfs mount @POOL@/ROOT/alpha
+zfs create -o canmount=noauto -o mountpoint=/ @POOL@/@ROOT@/alpha
+zfs mount @POOL@/@ROOT@/alpha
 mkdir -p /tmp/src && mount --bind / /tmp/src
 cp -a /tmp/src/. $T/
 umount /tmp/src
-zfs snapshot @POOL@/ROOT/alpha@clean
-zfs umount @POOL@/ROOT/alpha
-zfs send @POOL@/ROOT/alpha@clean | zfs receive -u -o canmount=noauto -o mountpoint=/ @POOL@/ROOT/beta
-zfs send @POOL@/ROOT/alpha@clean | zfs receive -u -o canmount=noauto -o mountpoint=/factory \
-    @POOL@/FACTORY/system
-zfs destroy @POOL@/ROOT/alpha@clean
-zfs destroy @POOL@/ROOT/beta@clean
-zfs destroy @POOL@/FACTORY/system@clean
+zfs snapshot @POOL@/@ROOT@/alpha@clean
+zfs umount @POOL@/@ROOT@/alpha
+zfs send @POOL@/@ROOT@/alpha@clean | zfs receive -u -o canmount=noauto -o mountpoint=/ @POOL@/@ROOT@/beta
+zfs send @POOL@/@ROOT@/alpha@clean | zfs receive -u -o canmount=noauto -o mountpoint=/factory \
+    @POOL@/@FACTORY@/system
+zfs destroy @POOL@/@ROOT@/alpha@clean
+zfs destroy @POOL@/@ROOT@/beta@clean
+zfs destroy @POOL@/@FACTORY@/system@clean
 
 # gamma: the root with the other kernel, from the second disk
-zfs create -o canmount=noauto -o mountpoint=/ @POOL@/ROOT/gamma
-zfs mount @POOL@/ROOT/gamma
+zfs create -o canmount=noauto -o mountpoint=/ @POOL@/@ROOT@/gamma
+zfs mount @POOL@/@ROOT@/gamma
 mkdir -p /tmp/gsrc && mount -o ro /dev/disk/by-id/virtio-gammasrc /tmp/gsrc
 cp -a /tmp/gsrc/. $T/
 rm -rf $T/lost+found
 umount /tmp/gsrc
-zfs umount @POOL@/ROOT/gamma
+zfs umount @POOL@/@ROOT@/gamma
 rm -rf $T/lost+found
 
 mkbe() {
     be=$1; kver=$2; desc=$3
-    zfs mount @POOL@/ROOT/$be
-    mkdir -p $T/etc/bootagent-testbed $T/etc/bootagent
+    zfs mount @POOL@/@ROOT@/$be
+    mkdir -p $T/etc/bootagent-testbed
     echo $be > $T/etc/bootagent-testbed/marker
-    cp /mnt/share/bootagent.yaml $T/etc/bootagent/bootagent.yaml
     for i in 1 2 3; do
         echo $i > $T/etc/bootagent-testbed/step
         zfs snapshot -o org.bootagent:description="$be step $i" -o org.bootagent:created-by=manual \
-            @POOL@/ROOT/$be@s$i
+            @POOL@/@ROOT@/$be@s$i
     done
     echo 4 > $T/etc/bootagent-testbed/step
     zfs set org.bootagent:description="$desc" org.bootagent:kernel=$kver org.bootagent:created-by=manual \
-        @POOL@/ROOT/$be
-    zfs umount @POOL@/ROOT/$be
+        @POOL@/@ROOT@/$be
+    zfs umount @POOL@/@ROOT@/$be
 }
 mkbe alpha @KVER1@ "oldest boot environment"
 mkbe beta @KVER1@ "active boot environment"
 mkbe gamma @KVER2@ "boot environment with the backports kernel"
 
-zfs mount @POOL@/FACTORY/system
+zfs mount @POOL@/@FACTORY@/system
 mkdir -p $T/factory/etc/bootagent-testbed
 echo factory > $T/factory/etc/bootagent-testbed/marker
-zfs umount @POOL@/FACTORY/system
-zfs set mountpoint=none @POOL@/FACTORY/system
-zfs set canmount=noauto @POOL@/FACTORY/system
-zfs snapshot -o org.bootagent:description="factory image" @POOL@/FACTORY/system@factory
-zfs hold org.bootagent.factory @POOL@/FACTORY/system@factory
+zfs umount @POOL@/@FACTORY@/system
+zfs set mountpoint=none @POOL@/@FACTORY@/system
+zfs set canmount=noauto @POOL@/@FACTORY@/system
+zfs snapshot -o org.bootagent:description="factory image" @POOL@/@FACTORY@/system@@FACTORY_SNAP@
+zfs hold org.bootagent.factory @POOL@/@FACTORY@/system@@FACTORY_SNAP@
 
-zfs create -o mountpoint=/etc/appliance @POOL@/config
+zfs create -o mountpoint=/etc/appliance @POOL@/@CONFIG@
 cp /mnt/share/config/* $T/etc/appliance/
-zfs snapshot -o org.bootagent:description="factory configuration" @POOL@/config@factory
-zfs hold org.bootagent.factory @POOL@/config@factory
+zfs snapshot -o org.bootagent:description="factory configuration" @POOL@/@CONFIG@@@FACTORY_SNAP@
+zfs hold org.bootagent.factory @POOL@/@CONFIG@@@FACTORY_SNAP@
 
 zfs create -o canmount=off -o mountpoint=/srv/customer @POOL@/customer
 for c in acme globex; do
@@ -624,11 +631,11 @@ for c in acme globex; do
     (cd $d && sha256sum data-*.bin README > SHA256SUMS)
 done
 zfs set org.bootagent:customer=on @POOL@/customer/globex
-zfs create -o mountpoint=/var/lib/bootagent @POOL@/bootagent
+zfs create -o mountpoint=/var/lib/bootagent @POOL@/@STATE@
 
-zpool set bootfs=@POOL@/ROOT/@ACTIVE@ @POOL@
+zpool set bootfs=@POOL@/@ROOT@/@ACTIVE@ @POOL@
 zfs list -t all -o name,used,mountpoint,canmount,org.bootagent:kernel > /mnt/share/layout.txt
-zfs holds @POOL@/FACTORY/system@factory @POOL@/config@factory >> /mnt/share/layout.txt
+zfs holds @POOL@/@FACTORY@/system@@FACTORY_SNAP@ @POOL@/@CONFIG@@@FACTORY_SNAP@ >> /mnt/share/layout.txt
 zpool get -H compatibility,bootfs @POOL@ >> /mnt/share/layout.txt
 zpool export @POOL@
 """
@@ -706,13 +713,12 @@ def run_helper(
 def stage_disk(helper: Artifact, gamma: Artifact, kernels: Kernels) -> Artifact:
     grub_version = run(["dpkg-query", "-W", "-f=${Version}", "grub-pc-bin"])
     key = key_of(
-        source_of(stage_disk, install_grub, run_helper, grub_cfg_text),
+        source_of(stage_disk, install_grub, run_helper, first_boot_cfg),
         POOL_JOB,
+        LAYOUT,
         helper.key,
         gamma.key,
         grub_version,
-        GRUB_D_SCRIPT.read_text(),
-        gf.BOOTAGENT_YAML,
         gf.CONFIG_FILES,
         kernels,
         DISK_SIZE,
@@ -721,19 +727,23 @@ def stage_disk(helper: Artifact, gamma: Artifact, kernels: Kernels) -> Artifact:
     if art.done:
         return art
     log = stage_log("disk")
-    with building(art) as tmp:
+    with building(art, stage_log("disk-console")) as tmp:
         disk = tmp / "disk.raw"
         with disk.open("wb") as fh:
             fh.truncate(DISK_SIZE)
         install_grub(disk, tmp, log)
         share = tmp / "share"
         (share / "config").mkdir(parents=True)
-        (share / "bootagent.yaml").write_text(gf.BOOTAGENT_YAML)
         for name, text in gf.CONFIG_FILES.items():
             (share / "config" / name).write_text(text)
         job = (
             POOL_JOB.replace("@SERIAL@", DISK_SERIAL)
             .replace("@POOL@", POOL)
+            .replace("@ROOT@", LAYOUT.root)
+            .replace("@FACTORY@", LAYOUT.factory)
+            .replace("@FACTORY_SNAP@", LAYOUT.factory_snapshot)
+            .replace("@CONFIG@", LAYOUT.config_datasets[0])
+            .replace("@STATE@", LAYOUT.state_dataset)
             .replace("@ACTIVE@", ACTIVE_BE)
             .replace("@KVER1@", kernels.primary)
             .replace("@KVER2@", kernels.other)

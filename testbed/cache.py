@@ -6,7 +6,10 @@ import ast
 import hashlib
 import inspect
 import os
+import re
 import textwrap
+import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -74,23 +77,71 @@ def remove_tree(path: Path) -> None:
     run(["rm", "-rf", "--one-file-system", str(path)], timeout=900)
 
 
+HEARTBEAT = 60.0  # seconds between "still building" lines
+
+
+def _last_line(path: Path) -> str:
+    try:
+        with path.open("rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - 4096))
+            lines = [line for line in fh.read().decode(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return ""
+    if not lines:
+        return ""
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]|[\x00-\x1f\x7f]", "", lines[-1])  # a console's colours
+    return plain.strip()[:100]
+
+
 @contextmanager
-def building(art: Artifact) -> Iterator[Path]:
-    """Yield a fresh temporary directory; publish it as the artifact only if the body succeeds."""
+def heartbeat(what: str, *logs: Path, every: float = HEARTBEAT) -> Iterator[None]:
+    """While the body runs, say every minute that `what` is still going, with the newest line of whichever
+    of its logs changed last: a first build takes 15-25 minutes and nobody should stare at a silent
+    terminal."""
+    done = threading.Event()
+    started = time.monotonic()
+
+    def newest() -> Path:
+        found = [(p.stat().st_mtime, p) for p in logs if p.exists() and p.stat().st_size]
+        return max(found)[1] if found else logs[0]
+
+    def beat() -> None:
+        while not done.wait(every):
+            minutes = (time.monotonic() - started) / 60
+            log = newest()
+            last = _last_line(log)
+            say(f"  ... still {what}: {minutes:.0f} min" + (f" | {last}" if last else "") + f" (log: {log})")
+
+    thread = threading.Thread(target=beat, name="heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join(1)
+
+
+@contextmanager
+def building(art: Artifact, *watch: Path) -> Iterator[Path]:
+    """Yield a fresh temporary directory; publish it as the artifact only if the body succeeds. While it
+    runs, a line a minute says so, quoting the newest of its log, a guest's console and `watch`."""
     tmp = art.path.with_name(f".tmp-{art.path.name}")
     remove_tree(tmp)
     tmp.mkdir(parents=True)
     say(f"building {art.name} ({art.key}) ...")
     log = stage_log(art.name)
     log.write_text("")
+    started = time.monotonic()
     try:
-        yield tmp
+        with heartbeat(f"building {art.name}", log, tmp / "vm" / "console.log", *watch):
+            yield tmp
     except BaseException:
-        say(f"FAILED {art.name}; log: {log}")
+        say(f"FAILED {art.name} after {time.monotonic() - started:.0f} s; log: {log}")
         raise
     remove_tree(art.path)  # a stale, partly deleted one
     tmp.rename(art.path)
-    say(f"done {art.name} -> {art.path}")
+    say(f"done {art.name} in {time.monotonic() - started:.0f} s -> {art.path}")
 
 
 def clean_stale_temps() -> None:

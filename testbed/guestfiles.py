@@ -150,14 +150,6 @@ PRUNE_MODULE_DIRS = [
     "kernel/net/bluetooth",
 ]
 
-BOOTAGENT_YAML = """\
-# bootagent configuration of the test bed (other keys take their defaults)
-pool: rpool
-customer_datasets:
-  - customer/acme
-grubenv: /boot/grub/grubenv
-"""
-
 CONFIG_FILES = {
     "appliance.conf": "name=testbed\nserial=TB-0001\n",
     "network.conf": "mode=dhcp\n",

@@ -8,6 +8,7 @@ import contextlib
 import os
 import re
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -22,10 +23,15 @@ from testbed.qmp import QMP
 from testbed.run import run
 
 DISK_SERIAL = "bootagent0"
-GRUB_MENU = r"bootagent: boot environment"
+GRUB_MENU = r", boot environment "  # bootagent's titles, and the test bed's own first-boot entry
 LOGIN_DONE = r"login: root \(automatic login\)"
 SHELL_PROMPT = r"[\r\n][^\r\n]*@bootagent-vm:[^\r\n]*# "
 BOOT_TIMEOUT = 300.0
+
+
+# (what, seconds) of every boot and resume that reached the root shell, for the tier's summary of where its
+# time goes (tests/vm/conftest.py prints it)
+TIMINGS: list[tuple[str, float]] = []
 
 
 class MachineError(RuntimeError):
@@ -80,11 +86,13 @@ class Machine:
         self._pos = 0
         self._closed = True
         self.boots = 0
+        self._boot_started = time.monotonic()
 
     # ------------------------------------------------------------ lifecycle
 
-    def start(self) -> None:
-        """Power on (creating the overlay on the first start only)."""
+    def start(self, *, incoming: Path | None = None) -> None:
+        """Power on (creating the overlay on the first start only). With `incoming`, the guest is not booted
+        but resumed from a state saved by `save_state` (the overlay must sit on that state's disk)."""
         if self.running:
             raise MachineError("the machine is already running")
         if not self.overlay.exists():
@@ -134,9 +142,12 @@ class Machine:
         if self.share is not None:
             argv += ["-virtfs", f"local,path={self.share},mount_tag=share,security_model=none,id=share"]
         argv += self.extra_args
+        if incoming is not None:
+            argv += ["-incoming", f"exec:cat {shlex.quote(str(incoming))}"]
         with self.log_path.open("a") as log:
             stamp = time.strftime("%H:%M:%S")
-            log.write(f"\n===== testbed: power on (boot {self.boots + 1}) {stamp} =====\n")
+            what = f"resume from {incoming.name}" if incoming else f"power on (boot {self.boots + 1})"
+            log.write(f"\n===== testbed: {what} {stamp} =====\n")
         qemu_log = (self.workdir / "qemu.log").open("ab")
         self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=qemu_log, stderr=qemu_log)
         qemu_log.close()
@@ -147,6 +158,7 @@ class Machine:
         self._qmp = QMP(self._qmp_path)
         self._qmp.connect()
         self.boots += 1
+        self._boot_started = time.monotonic()
 
     def _connect(self, path: Path, timeout: float = 30) -> socket.socket:
         deadline = time.monotonic() + timeout
@@ -231,6 +243,46 @@ class Machine:
     ) -> None:
         self.close()
 
+    # ------------------------------------------------------------ saved states
+
+    def save_state(self, state: Path, timeout: float = 600) -> None:
+        """Stop the guest and write its RAM and device state to `state` (a QEMU migration into a file), then
+        quit: the overlay holds the disk exactly as that state expects it, so guests resumed from it (each on
+        an overlay of its own over this one) carry on from this moment."""
+        assert self._qmp is not None
+        self._qmp.execute("stop")
+        self._qmp.execute("migrate", {"uri": f"exec:cat > {shlex.quote(str(state))}"})
+        deadline = time.monotonic() + timeout
+        while True:
+            status = (self._qmp.execute("query-migrate") or {}).get("status")
+            if status == "completed":
+                break
+            if status in ("failed", "cancelled") or time.monotonic() > deadline:
+                raise MachineError(
+                    f"saving the guest's state ended as {status!r} after {timeout:.0f} s at most"
+                )
+            time.sleep(0.2)
+        self._qmp.execute("quit")
+        self.wait_exit(120)
+
+    def resume(self, state: Path, timeout: float = 300) -> None:
+        """Start from a saved state (see save_state): the guest carries on where it was saved, at its root
+        shell; its clock is set to now."""
+        started = time.monotonic()
+        self.start(incoming=state)
+        assert self._qmp is not None
+        while (self._qmp.execute("query-status") or {}).get("status") != "running":
+            if not self.running or time.monotonic() - started > timeout:
+                raise MachineError(
+                    f"the guest did not resume from {state} within {timeout:.0f} s\n"
+                    f"{(self.workdir / 'qemu.log').read_text(errors='replace')[-2000:]}"
+                )
+            time.sleep(0.2)
+        token = secrets.token_hex(4)
+        self.sendline(f"date -s @{int(time.time())} >/dev/null; echo __RESU''MED_{token}")
+        self.expect(f"__RESUMED_{token}", timeout)
+        TIMINGS.append(("resume", time.monotonic() - started))
+
     # ------------------------------------------------------------ power
 
     def hard_reset(self) -> None:
@@ -240,6 +292,7 @@ class Machine:
             log.write(f"\n===== testbed: hard reset {time.strftime('%H:%M:%S')} =====\n")
         self._qmp.execute("system_reset")
         self.boots += 1
+        self._boot_started = time.monotonic()
 
     def power_cut(self) -> None:
         """Pull the plug: SIGKILL QEMU. What the guest had not written out is lost, and so is anything
@@ -310,6 +363,7 @@ class Machine:
         self.expect(LOGIN_DONE, deadline - time.monotonic())
         self.expect(SHELL_PROMPT, deadline - time.monotonic())
         self._setup_shell(deadline - time.monotonic())
+        TIMINGS.append(("boot", time.monotonic() - self._boot_started))
 
     def _setup_shell(self, timeout: float) -> None:
         # a plain, echo-free shell: no readline (it echoes by itself), no prompt, no console printk noise
@@ -342,6 +396,7 @@ class Machine:
 
     def reboot(self) -> None:
         """A clean reboot from the guest (systemd); follow with wait_for_boot()."""
+        self._boot_started = time.monotonic()
         self.sendline("systemctl reboot")
 
     def poweroff(self, timeout: float = 120) -> None:

@@ -8,7 +8,7 @@ import shlex
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 LOG = logging.getLogger(__name__)
@@ -93,3 +93,17 @@ def _tail(path: Path, size: int = 8192) -> str:
 def say(message: str) -> None:
     """Progress for the person running a build (stderr, flushed)."""
     print(f"[testbed {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def retrying(what: str, attempt: Callable[[int], None], tries: int = 2) -> None:
+    """Run attempt(1), attempt(2), ... until one succeeds: a guest that timed out on a busy machine gets
+    another try (with more time: the attempt scales its timeouts by its number), saying so."""
+    for number in range(1, tries + 1):
+        try:
+            attempt(number)
+            return
+        except (CommandError, RuntimeError) as exc:
+            if number == tries:
+                raise
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            say(f"{what} failed on try {number} of {tries} ({first}); trying again with more time")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -10,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from testbed.agent import AgentLayer
+from testbed.booted import BootedState
 from testbed.machine import Machine
 
 REPO = Path(__file__).resolve().parents[2]
@@ -33,15 +36,37 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 _REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
 
 
-@pytest.fixture(scope="session")
-def vm_base() -> Path:
-    """The cached disk image with the bootagent .deb installed (built on first use).
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Where the tier's time went: the guests' boots (power on, reboot or cut -> root shell, including any
+    menu on the way) and resumes from the saved state, against the scenarios' total."""
+    from testbed.machine import TIMINGS
 
-    BOOTAGENT_VM_IMAGE=PATH uses that image as it is (no build, no check that it is current).
-    """
-    given = os.environ.get("BOOTAGENT_VM_IMAGE")
-    if given:
-        return Path(given)
+    if not TIMINGS:
+        return
+    total = sum(
+        r.duration
+        for reports in terminalreporter.stats.values()
+        for r in reports
+        if getattr(r, "when", "") == "call"
+    )
+    terminalreporter.section("where the VM tier's time went")
+    for what in ("boot", "resume"):
+        times = sorted(t for w, t in TIMINGS if w == what)
+        if times:
+            terminalreporter.write_line(
+                f"{len(times):3d} {what}s: {sum(times):7.0f} s in all, "
+                f"median {times[len(times) // 2]:5.1f} s, slowest {times[-1]:5.1f} s"
+            )
+    terminalreporter.write_line(f"scenarios (test bodies): {total:7.0f} s")
+
+
+@pytest.fixture(scope="session")
+def vm_layer() -> AgentLayer | None:
+    """The cached disk image with the bootagent .deb installed (built on first use; scripts/test builds it
+    before the tier starts, with its progress on the terminal). None with BOOTAGENT_VM_IMAGE=PATH, which
+    uses that image as it is (no build, no check that it is current)."""
+    if os.environ.get("BOOTAGENT_VM_IMAGE"):
+        return None
     if os.geteuid() != 0:
         pytest.fail("the VM test bed needs root (debootstrap, chroot, mounts); run it as root")
     if shutil.which("qemu-system-x86_64") is None:
@@ -49,13 +74,29 @@ def vm_base() -> Path:
     from testbed.agent import build_agent_layer
     from testbed.build import build_image
 
-    return build_agent_layer(build_image()).disk
+    return build_agent_layer(build_image())
 
 
-@pytest.fixture
-def machine(request: pytest.FixtureRequest, vm_base: Path, tmp_path: Path) -> Iterator[Machine]:
+@pytest.fixture(scope="session")
+def vm_base(vm_layer: AgentLayer | None) -> Path:
+    return vm_layer.disk if vm_layer is not None else Path(os.environ["BOOTAGENT_VM_IMAGE"])
+
+
+@pytest.fixture(scope="session")
+def vm_booted(vm_layer: AgentLayer | None) -> BootedState | None:
+    """The image booted once to its root shell and saved; None with BOOTAGENT_VM_IMAGE (then `booted`
+    boots each guest instead)."""
+    if vm_layer is None:
+        return None
+    from testbed.booted import build_booted
+
+    return build_booted(vm_layer)
+
+
+@contextlib.contextmanager
+def _guest(request: pytest.FixtureRequest, base: Path, workdir: Path) -> Iterator[Machine]:
     """A guest on its own throwaway overlay; its console log is kept in artifacts/vm/ when the test fails."""
-    vm = Machine(vm_base, tmp_path / "vm")
+    vm = Machine(base, workdir)
     try:
         yield vm
     finally:
@@ -66,3 +107,26 @@ def machine(request: pytest.FixtureRequest, vm_base: Path, tmp_path: Path) -> It
             name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
             shutil.copyfile(vm.log_path, ARTIFACTS / f"{name}.log")
         vm.overlay.unlink(missing_ok=True)
+
+
+@pytest.fixture
+def machine(request: pytest.FixtureRequest, vm_base: Path, tmp_path: Path) -> Iterator[Machine]:
+    """A guest that is not running yet: the scenario powers it on (the boot is what it looks at)."""
+    with _guest(request, vm_base, tmp_path / "vm") as vm:
+        yield vm
+
+
+@pytest.fixture
+def booted(
+    request: pytest.FixtureRequest, vm_base: Path, vm_booted: BootedState | None, tmp_path: Path
+) -> Iterator[Machine]:
+    """A guest already at its root shell in the active environment: resumed from the saved state in seconds
+    (the boot is not what such a scenario looks at; the scenarios that do, boot for real)."""
+    base = vm_booted.disk if vm_booted is not None else vm_base
+    with _guest(request, base, tmp_path / "vm") as vm:
+        if vm_booted is not None:
+            vm.resume(vm_booted.state)
+        else:
+            vm.start()
+            vm.wait_for_boot()
+        yield vm

@@ -1,38 +1,57 @@
-"""The image boots through GRUB into its ZFS root, with bootagent installed."""
+"""The image boots through GRUB into its ZFS root, with the bootagent package installed as a user does."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 
 from testbed.initramfs import build_without_bootagent
+from testbed.layout import POOL, be_dataset
 from testbed.machine import Machine
 
 pytestmark = [pytest.mark.vm, pytest.mark.timeout(3600)]
 
 
-def test_boots_through_grub_into_the_active_boot_environment(machine: Machine) -> None:
+def test_boots_through_grub_with_the_packages_own_config(machine: Machine) -> None:
+    """What a user gets: the package with its default config (`pool: auto`, nothing edited by the test bed),
+    GRUB's menu made by the package's own update-grub, 10_linux kept quiet by the package, and the
+    ordinary initramfs without the agent."""
     machine.start()
     machine.wait_for_grub()
     machine.expect("bootagent recovery menu", 30)
     machine.send("\r")
     machine.wait_for_boot(grub=False)
 
-    assert machine.check("findmnt -n -o SOURCE /").strip() == "rpool/ROOT/beta"
+    assert machine.check("findmnt -n -o SOURCE /").strip() == be_dataset("beta")
     assert machine.check("cat /etc/bootagent-testbed/marker").strip() == "beta"
     assert machine.check("zpool status -x").strip() == "all pools are healthy"
     assert machine.check("findmnt -n -o FSTYPE /boot/grub").strip() == "ext4"
-    assert "bootagent_default=beta" in machine.check("grub-editenv /boot/grub/grubenv list")
-    code, output = machine.run("bootagent --help")
-    assert code == 0, output
+    # the config is the package's conffile, untouched, and says `pool: auto`
+    conffiles = machine.check("dpkg-query -W -f='${Conffiles}' bootagent")
+    shipped = next(
+        line.split()[1] for line in conffiles.splitlines() if "/etc/bootagent/bootagent.yaml" in line
+    )
+    assert machine.check("md5sum /etc/bootagent/bootagent.yaml").split()[0] == shipped
+    assert "\npool: auto\n" in machine.check("cat /etc/bootagent/bootagent.yaml")
+    # GRUB's menu: bootagent's entries, made from that config; 10_linux switched off by the package
+    cfg = machine.check("cat /boot/grub/grub.cfg")
+    assert f"### bootagent: the boot environments of pool {POOL} (bootagent grub-menu)" in cfg
+    ours = cfg.split("### BEGIN /etc/grub.d/42_bootagent ###\n", 1)[1].split("### END", 1)[0]
+    assert ours == machine.check("bootagent grub-menu 2>/dev/null")
+    assert "### BEGIN /etc/grub.d/10_linux ###" not in cfg  # not run at all
+    override = machine.check("dpkg-statoverride --list /etc/grub.d/10_linux").split()
+    assert override == ["root", "root", "644", "/etc/grub.d/10_linux"]
+    machine.check("grub-script-check /boot/grub/grub.cfg")
+    # no boot choice was ever written: GRUB booted the pool's bootfs
+    assert "bootagent_" not in machine.check("grub-editenv /boot/grub/grubenv list")
+    listed = json.loads(machine.check("bootagent list --json"))
+    assert (listed["active"], listed["running"]) == ("beta", "beta")
 
-
-def test_the_ordinary_initramfs_carries_no_agent(machine: Machine) -> None:
-    """The agent lives in its own image, loaded by the recovery entry only: the ordinary initramfs has the
-    premount script and no Python; every environment's /boot has the agent image, which does."""
-    machine.start()
-    machine.wait_for_boot()
-    # the real file, not the /boot/initrd.img symlink: unmkinitramfs tests for zstd with `zstd -t`, which
-    # skips symbolic links, and then reads the compressed file as plain cpio ("premature end of archive")
+    # the agent lives in its own image, loaded by the recovery entry only: the ordinary initramfs has the
+    # premount script and no Python; every environment's /boot has the agent image, which does.
+    # (the real file, not the /boot/initrd.img symlink: unmkinitramfs tests for zstd with `zstd -t`, which
+    # skips symbolic links, and then reads the compressed file as plain cpio)
     ordinary = machine.check('lsinitramfs "$(readlink -f /boot/initrd.img)"', timeout=300).split()
     assert "scripts/init-premount/bootagent" in ordinary
     assert not [f for f in ordinary if "python3" in f or "dist-packages/bootagent" in f]
@@ -42,7 +61,7 @@ def test_the_ordinary_initramfs_carries_no_agent(machine: Machine) -> None:
     assert "etc/bootagent/initramfs.conf" in agent
     assert not [f for f in agent if f.startswith("usr/lib/modules")]
     for be in ("alpha", "gamma"):
-        machine.check(f"mkdir -p /mnt/{be} && mount -t zfs -o zfsutil,ro rpool/ROOT/{be} /mnt/{be}")
+        machine.check(f"mkdir -p /mnt/{be} && mount -t zfs -o zfsutil,ro {be_dataset(be)} /mnt/{be}")
         assert int(machine.check(f"stat -c %s /mnt/{be}/boot/bootagent.img").strip()) > 1_000_000
         machine.check(f"umount /mnt/{be}")
 
@@ -58,11 +77,10 @@ def _boot_console(machine: Machine) -> str:
     return seen[banner:]
 
 
-def test_an_ordinary_boot_with_the_hook_is_the_same_boot_plus_one_silent_script(machine: Machine) -> None:
+def test_an_ordinary_boot_with_the_hook_is_the_same_boot_plus_one_silent_script(booted: Machine) -> None:
     """The same guest's initramfs built with and without bootagent installed: the only difference is the
     init-premount script, and both boot the same root without a word from bootagent."""
-    machine.start()
-    machine.wait_for_boot()
+    machine = booted
     release = machine.check("uname -r").strip()
     initrd = f"/boot/initrd.img-{release}"
     machine.check(f"cp {initrd} /root/with-hook.img")
@@ -81,5 +99,5 @@ def test_an_ordinary_boot_with_the_hook_is_the_same_boot_plus_one_silent_script(
     for image in ("without-hook", "with-hook"):
         machine.check(f"cp /root/{image}.img {initrd} && sync", timeout=300)
         console = _boot_console(machine)
-        assert machine.check("findmnt -n -o SOURCE /").strip() == "rpool/ROOT/beta", image
+        assert machine.check("findmnt -n -o SOURCE /").strip() == be_dataset("beta"), image
         assert "bootagent:" not in console, (image, console[-3000:])

@@ -35,7 +35,7 @@ def keys(machine: Machine, *sequence: str) -> None:
         time.sleep(0.7)
 
 
-def booted(machine: Machine) -> tuple[str, str, str]:
+def booted_into(machine: Machine) -> tuple[str, str, str]:
     return (
         machine.check("findmnt -n -o SOURCE /").strip(),
         machine.check("cat /etc/bootagent-testbed/marker").strip(),
@@ -49,7 +49,7 @@ def test_boot_another_environment_from_the_menu(machine: Machine) -> None:
     print(f"GRUB entry -> drawn menu: {seconds:.1f} s")
     keys(machine, "1", "b")  # row 1 is alpha (oldest first)
     machine.wait_for_boot(grub=False)
-    assert booted(machine) == ("rpool/ROOT/alpha", "alpha", "4")
+    assert booted_into(machine) == ("rpool/ROOT/alpha", "alpha", "4")
     # nothing was changed: the default is still beta, and the pool was handed over healthy
     assert machine.check("zpool get -H -o value bootfs rpool").strip() == "rpool/ROOT/beta"
     assert machine.check("zpool status -x").strip() == "all pools are healthy"
@@ -63,7 +63,7 @@ def test_boot_a_snapshot_as_a_new_environment(machine: Machine) -> None:
     machine.expect("Boot snapshot beta@s2", 30)
     keys(machine, "y")
     machine.wait_for_boot(grub=False)
-    root, marker, step = booted(machine)
+    root, marker, step = booted_into(machine)
     assert root.startswith("rpool/ROOT/beta-s2")
     assert (marker, step) == ("beta", "2")
     assert machine.check(f"zfs get -H -o value origin {root}").strip() == "rpool/ROOT/beta@s2"
@@ -77,9 +77,8 @@ def test_boot_a_snapshot_as_a_new_environment(machine: Machine) -> None:
     assert '"target": "beta-s2"' in journal
 
 
-def test_roll_back_two_steps_then_forward_again(machine: Machine) -> None:
-    machine.start()
-    machine.wait_for_boot()
+def test_roll_back_two_steps_then_forward_again(booted: Machine) -> None:
+    machine = booted
     for step, name in ((5, "c1"), (6, "c2")):  # two checkpoints, then a newer state
         machine.check(f"echo {step} > /etc/bootagent-testbed/step && bootagent checkpoint -n {name}")
     machine.check("echo 7 > /etc/bootagent-testbed/step")
@@ -92,7 +91,7 @@ def test_roll_back_two_steps_then_forward_again(machine: Machine) -> None:
     time.sleep(3)
     keys(machine, "b")  # the new environment is selected after the rollback
     machine.wait_for_boot(grub=False)
-    assert booted(machine) == ("rpool/ROOT/beta-c1", "beta", "5")
+    assert booted_into(machine) == ("rpool/ROOT/beta-c1", "beta", "5")
     assert machine.check("zpool get -H -o value bootfs rpool").strip() == "rpool/ROOT/beta-c1"
     assert "bootagent_default=beta-c1" in machine.check("grub-editenv /boot/grub/grubenv list")
 
@@ -105,13 +104,12 @@ def test_roll_back_two_steps_then_forward_again(machine: Machine) -> None:
     time.sleep(8)
     keys(machine, "2", "b")
     machine.wait_for_boot(grub=False)
-    assert booted(machine) == ("rpool/ROOT/beta", "beta", "7")
+    assert booted_into(machine) == ("rpool/ROOT/beta", "beta", "7")
     assert machine.check("zpool get -H -o value bootfs rpool").strip() == "rpool/ROOT/beta"
 
 
-def test_environment_with_another_kernel_boots_its_own_kernel(machine: Machine) -> None:
-    machine.start()
-    machine.wait_for_boot()
+def test_environment_with_another_kernel_boots_its_own_kernel(booted: Machine) -> None:
+    machine = booted
     running = machine.check("uname -r").strip()
     gamma_kernel = machine.check("zfs get -H -o value org.bootagent:kernel rpool/ROOT/gamma").strip()
     assert gamma_kernel != running

@@ -59,27 +59,44 @@ def pending(machine: Machine) -> list[dict[str, str]]:
     return list(open_ops.values())
 
 
-def test_power_cut_during_checkpoint(machine: Machine) -> None:
-    machine.start()
-    machine.wait_for_boot()
+def resolved_by_the_next_command(machine: Machine) -> list[dict[str, str]]:
+    """The intents a cut left pending are closed (finished or undone) by the next command that changes
+    something -- not only listed. Returns the outcomes recorded for them."""
+    before = pending(machine)
+    status = json.loads(machine.check("bootagent status --json"))
+    assert {p["op"] for p in status["pending"]} == {p["op"] for p in before}
+    machine.check("bootagent checkpoint -n after-cut")
+    assert json.loads(machine.check("bootagent status --json"))["pending"] == []
+    assert pending(machine) == []
+    closing = {p["op"] for p in before}
+    outcomes = [e for e in journal(machine) if e["op"] in closing and e["outcome"] != "intent"]
+    assert {e["op"] for e in outcomes} == closing
+    assert {e["outcome"] for e in outcomes} <= {"resumed", "failed", "rolled-back"}
+    return outcomes
+
+
+def test_power_cut_during_checkpoint(booted: Machine) -> None:
+    machine = booted
     cut_after_intent(machine, "bootagent checkpoint -n cut -d 'cut short'", "checkpoint")
     assert after_cut(machine) == "rpool/ROOT/beta"
-    snaps = machine.check("zfs list -H -o name -t snapshot rpool/ROOT/beta").split()
-    if "rpool/ROOT/beta@cut" in snaps:  # the new state: complete, with its metadata
+    made = "rpool/ROOT/beta@cut" in machine.check("zfs list -H -o name -t snapshot rpool/ROOT/beta").split()
+    if made:  # the new state: complete, with its metadata
         assert (
             machine.check("zfs get -H -o value org.bootagent:description rpool/ROOT/beta@cut").strip()
             == "cut short"
         )
-    else:  # the old state: the journal never says it finished (the intent itself may not have reached
-        # the disk: the cut can come between its write and its fsync, before any change began)
-        assert not [e for e in journal(machine) if e["action"] == "checkpoint" and e["outcome"] == "ok"]
-    # either way the command works again
-    machine.check("bootagent checkpoint -n after-cut")
+    outcomes = resolved_by_the_next_command(machine)
+    checkpoint = [e for e in outcomes if e["action"] == "checkpoint"]
+    # the intent itself may not have reached the disk (the cut can come between its write and its fsync,
+    # before any change began): then there is nothing to close
+    if checkpoint:
+        assert checkpoint[0]["outcome"] == ("resumed" if made else "failed")
+    else:
+        assert not made
 
 
-def test_power_cut_during_rollback(machine: Machine) -> None:
-    machine.start()
-    machine.wait_for_boot()
+def test_power_cut_during_rollback(booted: Machine) -> None:
+    machine = booted
     cut_after_intent(machine, "bootagent rollback --steps 2", "rollback")
     root = after_cut(machine)
     assert root in {"rpool/ROOT/beta", "rpool/ROOT/beta-s2"}
@@ -90,14 +107,23 @@ def test_power_cut_during_rollback(machine: Machine) -> None:
         machine.check("zfs list -H -o name -t snapshot -r rpool/ROOT").split()
     )
     if root == "rpool/ROOT/beta":
-        # cut before the switch: the rollback never finished (it is pending, or its intent never reached
-        # the disk), the default is still beta, and it can be done again
-        assert machine.check("zpool get -H -o value bootfs rpool").strip() == "rpool/ROOT/beta"
+        # cut before the switch reached GRUB: the rollback never finished (its intent is pending, or never
+        # reached the disk); the next command finishes it (the clone was made: it becomes the default) or
+        # closes it (nothing was made)
         assert not [e for e in journal(machine) if e["action"] == "rollback" and e["outcome"] == "ok"]
-        status = json.loads(machine.check("bootagent status --json"))
-        assert {p["action"] for p in pending(machine)} == {p["action"] for p in status["pending"]}
-        machine.check("bootagent rollback --steps 2 --name beta-again")
+        made = machine.run("zfs list -H rpool/ROOT/beta-s2")[0] == 0
+        outcomes = resolved_by_the_next_command(machine)
+        rollback = [e for e in outcomes if e["action"] == "rollback"]
+        if rollback:
+            assert rollback[0]["outcome"] == ("resumed" if made else "failed")
+        if made and rollback:
+            assert machine.check("zpool get -H -o value bootfs rpool").strip() == "rpool/ROOT/beta-s2"
+            assert "bootagent_default=beta-s2" in machine.check("grub-editenv /boot/grub/grubenv list")
+            assert machine.check("zfs get -H -o value canmount rpool/ROOT/beta-s2").strip() == "noauto"
+        else:
+            machine.check("bootagent rollback --steps 2 --name beta-again")
     else:
         # the switch happened: the new environment is complete and the default
         assert machine.check("zpool get -H -o value bootfs rpool").strip() == "rpool/ROOT/beta-s2"
         assert machine.check("zfs get -H -o value origin rpool/ROOT/beta-s2").strip() == "rpool/ROOT/beta@s2"
+        resolved_by_the_next_command(machine)

@@ -36,16 +36,14 @@ def znames(machine: Machine, kind: str, root: str = "rpool/ROOT") -> set[str]:
     return set(machine.check(f"zfs list -H -o name -t {kind} -r {root}").split())
 
 
-def booted(machine: Machine) -> str:
+def booted_root(machine: Machine) -> str:
     return machine.check("findmnt -n -o SOURCE /").strip()
 
 
 @pytest.fixture
-def guest(machine: Machine) -> Machine:
-    machine.start()
-    machine.wait_for_boot()
-    assert booted(machine) == "rpool/ROOT/beta"
-    return machine
+def guest(booted: Machine) -> Machine:
+    assert booted_root(booted) == "rpool/ROOT/beta"
+    return booted
 
 
 def test_list_status_checkpoint_create_mount_diff_keep_destroy_prune(guest: Machine) -> None:
@@ -69,7 +67,7 @@ def test_list_status_checkpoint_create_mount_diff_keep_destroy_prune(guest: Mach
     # bad names are refused before anything changes
     before = znames(m, "all")
     out = ba(m, "checkpoint -n 'with space'", code=2)
-    assert "contains ' '" in out
+    assert "contains a space" in out
     ba(m, "create 'bét'", code=2)
     assert znames(m, "all") == before
 
@@ -83,7 +81,7 @@ def test_list_status_checkpoint_create_mount_diff_keep_destroy_prune(guest: Mach
     assert zget(m, "guid", "rpool/ROOT/alpha@s2") == guid
     # GRUB's menu follows: update-grub ran, the new environment has its own entry
     assert env["grub_menu_updated"] is True
-    assert 'menuentry "boot environment alpha-two"' in m.check("cat /boot/grub/grub.cfg")
+    assert "--id bootagent-be-alpha-two {" in m.check("cat /boot/grub/grub.cfg")
     m.check("grub-script-check /boot/grub/grub.cfg")
 
     # mount read-only, look, unmount
@@ -154,26 +152,6 @@ def test_list_status_checkpoint_create_mount_diff_keep_destroy_prune(guest: Mach
     assert "/tmp/bad.yaml:1:7" in out
 
 
-def test_activate_and_activate_once(guest: Machine) -> None:
-    m = guest
-    ba(m, "activate alpha --once")
-    assert "bootagent_once=alpha" in m.check("grub-editenv /boot/grub/grubenv list")
-    assert bootfs(m) == "rpool/ROOT/beta"
-    m.reboot()
-    m.wait_for_boot()
-    assert booted(m) == "rpool/ROOT/alpha"  # the trial
-    m.reboot()
-    m.wait_for_boot()
-    assert booted(m) == "rpool/ROOT/beta"  # and back
-    ba(m, "activate gamma")
-    assert bootfs(m) == "rpool/ROOT/gamma"
-    assert "bootagent_default=gamma" in m.check("grub-editenv /boot/grub/grubenv list")
-    m.reboot()
-    m.wait_for_boot()
-    assert booted(m) == "rpool/ROOT/gamma"
-    assert ba_json(m, "list")["active"] == "gamma"
-
-
 def test_rollback_two_steps_roll_forward_and_destructive_rollback(guest: Machine) -> None:
     m = guest
     # checkpoints taken by bootagent itself (the image's own snapshots predate the package, so an
@@ -195,7 +173,7 @@ def test_rollback_two_steps_roll_forward_and_destructive_rollback(guest: Machine
     assert bootfs(m) == "rpool/ROOT/beta-c1"
     m.reboot()
     m.wait_for_boot()
-    assert booted(m) == "rpool/ROOT/beta-c1"
+    assert booted_root(m) == "rpool/ROOT/beta-c1"
     assert m.check("cat /etc/bootagent-testbed/step").strip() == "5"
     # nothing was lost: beta and its snapshots are all there
     assert {"rpool/ROOT/beta@c1", "rpool/ROOT/beta@c2", "rpool/ROOT/beta@s3"} <= znames(m, "snapshot")
@@ -204,7 +182,7 @@ def test_rollback_two_steps_roll_forward_and_destructive_rollback(guest: Machine
     assert forward == {"environment": "beta", "source": "beta", "created": False}
     m.reboot()
     m.wait_for_boot()
-    assert booted(m) == "rpool/ROOT/beta"
+    assert booted_root(m) == "rpool/ROOT/beta"
     assert m.check("cat /etc/bootagent-testbed/step").strip() == "7"
 
     # destructive, in place, on an environment that is not running; refused on the running one

@@ -22,9 +22,8 @@ def storm_snapshots(machine: Machine) -> int:
     return int(machine.check("zfs list -H -t snapshot -o name | grep -c storm- || true").strip() or 0)
 
 
-def test_power_cut_during_snapshot_storm(machine: Machine) -> None:
-    machine.start()
-    machine.wait_for_boot()
+def test_power_cut_during_snapshot_storm(booted: Machine) -> None:
+    machine = booted
     machine.check(STORM)
     deadline = time.monotonic() + 120
     while storm_snapshots(machine) < 10:

@@ -146,7 +146,7 @@ def test_booting_hands_over_a_quoted_root_with_the_pool_exported(zfs: FakeZfs, p
 
 
 def test_a_hand_made_name_is_refused_and_nothing_is_handed_over(zfs: FakeZfs, paths: EarlyBootPaths) -> None:
-    """The symptom: "booting my test" handed over ROOT=ZFS=rpool/ROOT/my, and Debian's script booted bootfs."""
+    """The symptom: "booting my test" handed over ROOT=ZFS=rpool/ROOT/my; Debian's script booted bootfs."""
     zfs.add_fs("rpool/ROOT/my test", mountpoint="/", canmount="noauto")
     s = session(zfs, paths, Script())
     s.open_readonly()
