@@ -271,7 +271,11 @@ class Machine:
         started = time.monotonic()
         self.start(incoming=state)
         assert self._qmp is not None
-        while (self._qmp.execute("query-status") or {}).get("status") != "running":
+        # the state was saved stopped: once it is loaded the guest waits, paused, to be continued
+        while (status := (self._qmp.execute("query-status") or {}).get("status")) != "running":
+            if status in ("paused", "postmigrate", "prelaunch"):
+                self._qmp.execute("cont")
+                continue
             if not self.running or time.monotonic() - started > timeout:
                 raise MachineError(
                     f"the guest did not resume from {state} within {timeout:.0f} s\n"
@@ -386,6 +390,15 @@ class Machine:
         match = self.expect(rf"__BEGIN_{token}\r?\n(.*?)__END_{token}:(\d+):", timeout)
         output = match.group(1).replace("\r\n", "\n").replace("\r", "")
         return int(match.group(2)), output
+
+    def put_file(self, path: str, data: bytes, timeout: float = 300) -> None:
+        """Write `data` to `path` in the guest, over the console in pieces (a terminal line holds at most
+        4095 characters in canonical mode; a longer command never reaches the shell whole)."""
+        encoded = base64.b64encode(data).decode()
+        self.check(f": > {shlex.quote(path)}.b64", timeout)
+        for start in range(0, len(encoded), 2000):
+            self.check(f"printf %s {encoded[start : start + 2000]} >> {shlex.quote(path)}.b64", timeout)
+        self.check(f"base64 -d {shlex.quote(path)}.b64 > {shlex.quote(path)} && rm {shlex.quote(path)}.b64")
 
     def check(self, command: str, timeout: float = 120) -> str:
         """run() that raises on a non-zero exit code."""

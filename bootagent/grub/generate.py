@@ -84,8 +84,36 @@ def grubenv_place(grubenv: str, runner: Runner, warnings: list[str]) -> GrubenvP
     return GrubenvPlace(uuid=uuid, path=relative.rstrip("/") + "/" + name)
 
 
+# What grub-mkconfig reads (sourcing them as shell) before it runs the grub.d scripts
+DEFAULTS_FILES = ("/etc/default/grub", "/etc/default/grub.d/*.cfg")
+_SOURCE_DEFAULTS = (
+    "set -a; for f in " + " ".join(DEFAULTS_FILES) + '; do if [ -e "$f" ]; then . "$f"; fi; done; env -0'
+)
+
+
+def grub_defaults(environ: Mapping[str, str], runner: Runner, warnings: list[str]) -> dict[str, str]:
+    """The GRUB_* settings: as grub-mkconfig exports them when it runs us (it sets GRUB_DEVICE), else read
+    the way grub-mkconfig reads them -- /etc/default/grub sourced by the shell -- so that running
+    `bootagent grub-menu` by hand shows what update-grub would write."""
+    if "GRUB_DEVICE" in environ:
+        return dict(environ)
+    try:
+        out = runner(["sh", "-c", _SOURCE_DEFAULTS], timeout=60).stdout
+    except CommandError as exc:
+        warnings.append(f"cannot read /etc/default/grub ({exc.message}); using GRUB's defaults")
+        return dict(environ)
+    found = dict(environ)
+    for item in out.split("\0"):
+        key, sep, value = item.partition("=")
+        if sep and key.startswith("GRUB_"):
+            found[key] = value
+    return found
+
+
 def menu_input(config: Config, sources: MenuSources, warnings: list[str]) -> MenuInput | None:
-    environ = dict(os.environ if sources.environ is None else sources.environ)
+    environ = grub_defaults(
+        os.environ if sources.environ is None else sources.environ, sources.runner, warnings
+    )
     settings, notes = GrubSettings.from_environ(environ)
     warnings.extend(notes)
     zfs = sources.zfs

@@ -197,6 +197,9 @@ def _preamble(data: MenuInput) -> list[str]:
         f"set bootagent_pool={quote(data.pool)}",
         f"set bootagent_fallback={quote(data.fallback or '')}",
         "set bootagent_dev=",
+        # a submenu runs in a context of its own: only exported variables reach its entries
+        "export bootagent_pool",
+        "export bootagent_dev",
     ]
     if data.pool_uuid:
         lines.append(f"search --no-floppy --fs-uuid --set=bootagent_dev {quote(data.pool_uuid)}")

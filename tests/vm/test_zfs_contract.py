@@ -4,7 +4,6 @@ the zfs command), so the fake of the unit tests cannot drift from ZFS."""
 
 from __future__ import annotations
 
-import base64
 import json
 from pathlib import Path
 
@@ -21,8 +20,7 @@ CONTRACT = Path(__file__).resolve().parents[1] / "contract" / "zfs_contract.py"
 
 def test_the_real_pool_keeps_the_contract_the_fake_keeps(booted: Machine) -> None:
     m = booted
-    encoded = base64.b64encode(CONTRACT.read_bytes()).decode()
-    m.check(f"echo {encoded} | base64 -d > /root/zfs_contract.py")
+    m.put_file("/root/zfs_contract.py", CONTRACT.read_bytes())
     scratch = f"{POOL}/contract"
     m.check(f"zfs create -o mountpoint=none {scratch}")
     code, out = m.run(f"python3 /root/zfs_contract.py {scratch} 2>/root/zfs_contract.log", timeout=1800)

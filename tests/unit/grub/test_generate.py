@@ -31,6 +31,9 @@ class Probe:
 
     def __call__(self, argv: Sequence[str], **_kw: Any) -> CommandResult:
         self.calls.append(tuple(argv))
+        if argv[0] == "sh":  # /etc/default/grub sourced, as grub-mkconfig sources it
+            env = "GRUB_CMDLINE_LINUX=console=ttyS1,9600\0GRUB_DISTRIBUTOR=Debian\0PATH=/bin\0"
+            return CommandResult(tuple(argv), 0, env, "")
         if self.fail:
             raise CommandError(argv, returncode=1, stderr="grub-probe: error: failed to get canonical path")
         out = self.uuid if argv[0] == "grub-probe" else self.rel
@@ -38,7 +41,24 @@ class Probe:
 
 
 def sources(zfs: FakeZfs, probe: Probe | None = None, **environ: str) -> MenuSources:
-    return MenuSources(zfs=zfs, runner=probe or Probe(), environ=environ)
+    """As update-grub runs the generator: grub-mkconfig has exported its settings (GRUB_DEVICE among them)."""
+    return MenuSources(zfs=zfs, runner=probe or Probe(), environ={"GRUB_DEVICE": "/dev/vda3", **environ})
+
+
+def test_run_by_hand_it_reads_etc_default_grub_as_grub_mkconfig_does() -> None:
+    probe = Probe()
+    menu = generate(Config(), MenuSources(zfs=reference_pool(), runner=probe, environ={}))
+    sourced = [c for c in probe.calls if c[0] == "sh"]
+    assert len(sourced) == 1
+    assert '. "$f"' in sourced[0][2]
+    assert "/etc/default/grub /etc/default/grub.d/*.cfg" in sourced[0][2]
+    text = render(menu)
+    assert "console=ttyS1,9600" in text
+    assert "'Debian GNU/Linux, boot environment alpha'" in text
+    # under update-grub the exported settings are taken as they are
+    probe = Probe()
+    generate(Config(), sources(reference_pool(), probe))
+    assert not [c for c in probe.calls if c[0] == "sh"]
 
 
 def test_the_default_config_finds_the_pool_of_the_running_root() -> None:

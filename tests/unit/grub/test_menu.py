@@ -17,7 +17,7 @@ from tests.unit.grub.grubscript import SEPARATOR, words
 
 # Every command the menu may contain; a value that escaped its quotes would show up as another one.
 COMMANDS = {
-    "###", "insmod", "set", "search", "if", "then", "fi", "else", "load_env", "save_env", "echo",
+    "###", "insmod", "set", "export", "search", "if", "then", "fi", "else", "load_env", "save_env", "echo",
     "menuentry", "submenu", "linux", "initrd", "}",
 }  # fmt: skip
 
@@ -126,6 +126,22 @@ def test_cmdline_default_is_not_on_the_recovery_entry() -> None:
     assert default[-2:] == ["a=1", "quiet"]
     assert recovery[-2:] == ["a=1", "bootagent=menu"]
     assert all(line[-1] == "quiet" for line in others)
+
+
+def test_the_submenu_entries_see_the_pool_and_its_device() -> None:
+    """GRUB runs a submenu in a context of its own: the entries in it see only exported variables (without
+    them, the VM showed `loading /ROOT/a:b` and 'no server is specified')."""
+    text = render(build(make()))
+    cmds = commands(text)
+    exported = {c[1] for c in cmds if c[0] == "export"}
+    submenu = text.index("submenu ")
+    used = {
+        v for v in ("bootagent_pool", "bootagent_dev", "bootagent_be") if "${" + v + "}" in text[submenu:]
+    }
+    assert used <= exported
+    assert used == {"bootagent_pool", "bootagent_dev"}
+    # exported before the search sets the device (export names the variable, not its value at that point)
+    assert text.index("export bootagent_dev") < text.index("search --no-floppy")
 
 
 def test_without_submenu_the_entries_are_top_level() -> None:
