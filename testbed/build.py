@@ -138,19 +138,33 @@ def chroot_env(root: Path) -> Iterator[None]:
         (root / "etc/resolv.conf").unlink(missing_ok=True)
 
 
-def in_chroot(root: Path, *argv: str, log: Path, timeout: float = 1800, check: bool = True) -> str:
+def in_chroot(
+    root: Path,
+    *argv: str,
+    log: Path,
+    timeout: float = 1800,
+    check: bool = True,
+    extra_env: dict[str, str] | None = None,
+) -> str:
     env = {
         "DEBIAN_FRONTEND": "noninteractive",
         "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
         "HOME": "/root",
         "TMPDIR": "/tmp",
+        **(extra_env or {}),
     }
     with log.open("a") as fh:
         fh.write(f"\n### chroot: {' '.join(argv)}\n")
     return run(["chroot", str(root), *argv], env=env, log=log, timeout=timeout, check=check)
 
 
-def apt_install(root: Path, packages: list[str], log: Path, release: str | None = None) -> None:
+def apt_install(
+    root: Path,
+    packages: list[str],
+    log: Path,
+    release: str | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> None:
     argv = [
         "apt-get",
         "install",
@@ -162,7 +176,7 @@ def apt_install(root: Path, packages: list[str], log: Path, release: str | None 
     ]
     if release:
         argv += ["-t", release]
-    in_chroot(root, *argv, *packages, log=log)
+    in_chroot(root, *argv, *packages, log=log, extra_env=extra_env)
 
 
 # ---------------------------------------------------------------- stages
@@ -218,15 +232,21 @@ def stage_modules(base: Artifact, kver: str, release: str | None) -> Artifact:
     with building(art) as tmp:
         root = tmp / "chroot"
         copy_tree(base.path / "root", root)
+        # Only the modules leave this chroot: no initramfs for it (dkms' trigger would make one), and no
+        # debug information (KCFLAGS comes last on Kbuild's command line; the guest strips it anyway).
+        (root / "etc/initramfs-tools").mkdir(parents=True, exist_ok=True)
+        _write(root, "etc/initramfs-tools/update-initramfs.conf", "update_initramfs=no\n")
+        fast = {"KCFLAGS": "-g0"}
         with chroot_env(root):
             apt_install(root, [f"linux-headers-{kver}"], log, release)
             # zfs-dkms' postinst builds for the kernels whose headers it finds; a failure for the
             # host's running kernel (no headers) must not stop us: check the result below.
-            apt_install(root, ["zfs-dkms"], log, gf.BACKPORTS)
+            apt_install(root, ["zfs-dkms"], log, gf.BACKPORTS, extra_env=fast)
             upstream = zfs.split("-")[0]
             built = root / f"lib/modules/{kver}/updates/dkms"
             if not any(built.glob("zfs.ko*")):
-                in_chroot(root, "dkms", "install", f"zfs/{upstream}", "-k", kver, log=log, timeout=3600)
+                dkms = ("dkms", "install", f"zfs/{upstream}", "-k", kver)
+                in_chroot(root, *dkms, log=log, timeout=3600, extra_env=fast)
         if not any(built.glob("zfs.ko*")):
             raise CommandError(["dkms", "install"], f"no zfs.ko for {kver} (see {log})")
         run(["tar", "-C", root, "-cf", tmp / "modules.tar", f"lib/modules/{kver}/updates"])
@@ -792,15 +812,16 @@ def build_image() -> Image:
     timed("base", t)
     # The two DKMS builds (the longest stages of a first build) run side by side: each has long
     # single-threaded stretches (configure, linking) that the other's compiling fills.
+    # The root stage needs only the first kernel's modules: it runs while the second build finishes.
     t = time.monotonic()
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="dkms") as pool:
-        first = pool.submit(stage_modules, base, kernels.primary, None)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dkms") as pool:
         second = pool.submit(stage_modules, base, kernels.other, gf.BACKPORTS)
-        mods1, mods2 = first.result(), second.result()
-    timed("zfs-modules (both kernels)", t)
-    t = time.monotonic()
-    root = stage_root(base, mods1, kernels.primary)
-    timed("root", t)
+        mods1 = stage_modules(base, kernels.primary, None)
+        timed(f"zfs-modules {kernels.primary}", t)
+        root = stage_root(base, mods1, kernels.primary)
+        timed(f"zfs-modules {kernels.primary} + root", t)
+        mods2 = second.result()
+    timed("zfs-modules (both kernels) + root", t)
     t = time.monotonic()
     gamma = stage_gamma(root, mods2, kernels.other, kernels.primary)
     timed("gamma", t)

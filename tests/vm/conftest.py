@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
 import shutil
 from collections.abc import Generator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,12 +38,32 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 _REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Where the tier's time went: the guests' boots (power on, reboot or cut -> root shell, including any
-    menu on the way) and resumes from the saved state, against the scenarios' total."""
+_WORKER_TIMINGS: list[tuple[str, float]] = []
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Under pytest-xdist (scripts/test runs two guests side by side), a worker hands its guests' timings
+    to the controller, which prints the summary."""
     from testbed.machine import TIMINGS
 
-    if not TIMINGS:
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["bootagent_timings"] = list(TIMINGS)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    _WORKER_TIMINGS.extend(tuple(t) for t in getattr(node, "workeroutput", {}).get("bootagent_timings", []))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Where the tier's time went: the guests' boots (power on, reboot or cut -> root shell, including any
+    menu on the way) and resumes from the saved state, against the scenarios' total (the sum over the guests
+    that ran side by side, so it may exceed the wall time)."""
+    from testbed.machine import TIMINGS
+
+    timings = TIMINGS + _WORKER_TIMINGS
+    if not timings:
         return
     total = sum(
         r.duration
@@ -51,7 +73,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     )
     terminalreporter.section("where the VM tier's time went")
     for what in ("boot", "resume"):
-        times = sorted(t for w, t in TIMINGS if w == what)
+        times = sorted(t for w, t in timings if w == what)
         if times:
             terminalreporter.write_line(
                 f"{len(times):3d} {what}s: {sum(times):7.0f} s in all, "
@@ -74,7 +96,22 @@ def vm_layer() -> AgentLayer | None:
     from testbed.agent import build_agent_layer
     from testbed.build import build_image
 
-    return build_agent_layer(build_image())
+    with _build_lock():
+        return build_agent_layer(build_image())
+
+
+@contextlib.contextmanager
+def _build_lock() -> Iterator[None]:
+    """Guests run side by side (pytest-xdist): one worker builds a missing stage, the other waits for it
+    and then finds it in the cache."""
+    from testbed.cache import cache_dir
+
+    with (cache_dir() / ".build.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @pytest.fixture(scope="session")
@@ -90,7 +127,8 @@ def vm_booted(vm_layer: AgentLayer | None) -> BootedState | None:
         return None
     from testbed.booted import build_booted
 
-    return build_booted(vm_layer)
+    with _build_lock():
+        return build_booted(vm_layer)
 
 
 @contextlib.contextmanager
