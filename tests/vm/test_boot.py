@@ -41,6 +41,18 @@ def test_boots_through_grub_with_the_packages_own_config(machine: Machine) -> No
     ours = cfg.split("### BEGIN /etc/grub.d/42_bootagent ###\n", 1)[1].split("### END", 1)[0]
     assert ours == machine.check("bootagent grub-menu 2>/dev/null")
     assert "### BEGIN /etc/grub.d/10_linux ###" not in cfg  # not run at all
+    # /etc/default/grub's serial terminal is set up by 00_header (this whole boot ran on that serial line);
+    # bootagent's block leaves terminals and timeouts to it, and its entries pass GRUB_CMDLINE_LINUX on
+    header = cfg.split("### BEGIN /etc/grub.d/00_header ###\n", 1)[1].split("### END", 1)[0]
+    set_up = [line.strip() for line in header.splitlines()]
+    for line in ("serial --unit=0 --speed=115200", "terminal_input serial console"):
+        assert line in set_up, header
+    assert "terminal_output serial console" in set_up, header
+    commands = [line.strip() for line in ours.splitlines()]
+    assert not [c for c in commands if c.startswith(("serial", "terminal_", "set timeout", "timeout"))]
+    kernels = [c for c in commands if c.startswith("linux")]
+    assert kernels
+    assert all("console=tty0 console=ttyS0,115200" in c for c in kernels), kernels
     override = machine.check("dpkg-statoverride --list /etc/grub.d/10_linux").split()
     assert override == ["root", "root", "644", "/etc/grub.d/10_linux"]
     machine.check("grub-script-check /boot/grub/grub.cfg")

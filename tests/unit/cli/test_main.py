@@ -409,3 +409,31 @@ def test_an_operation_cut_short_earlier_is_reported_by_the_next_change(cli: Any,
     assert r.code == 0
     assert "checkpoint beta@cut was cut short earlier; closed: no snapshot was made" in r.err
     assert cli("status", "--json").json()["pending"] == []
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '{"time": 1' + "0" * 5000 + ', "action": "checkpoint"}',
+        "[" * 100_000 + "]" * 100_000,
+        '{"time": 1, "action": "checkpoint", "data": {"n": ' + "9" * 5000 + "}}",
+        '{"time": 1, "action": "chec',  # a torn tail: no newline
+    ],
+    ids=["a 5000-digit time", "deep nesting", "a 5000-digit value", "torn tail"],
+)
+def test_a_hostile_journal_line_stops_neither_status_nor_checkpoint(
+    cli: Any, zfs: FakeZfs, line: str
+) -> None:
+    from bootagent.journal import JOURNAL_NAME
+
+    state = Path(next(p for p, d in zfs.mounted.items() if d == "rpool/bootagent"))
+    (state / JOURNAL_NAME).write_text(line if line.endswith("chec") else line + "\n")
+    status = cli("status", "--json")
+    assert status.code == 0, status.err
+    assert "Traceback" not in status.err
+    made = cli("checkpoint", "-n", "after-bad-line")
+    assert made.code == 0, made.err
+    assert zfs.exists("rpool/ROOT/beta@after-bad-line")
+    entries = cli("status", "--json").json()["journal"]
+    assert [e["outcome"] for e in entries if e["target"] == "beta@after-bad-line"] == ["intent", "ok"]
+    assert cli("status", "--json").json()["pending"] == []
