@@ -31,7 +31,12 @@ def build_booted(layer: AgentLayer) -> BootedState:
     qemu = run(["qemu-system-x86_64", "--version"]).splitlines()[0]
     key = key_of(
         source_of(
-            build_booted, Machine.start, Machine.save_state, Machine.wait_for_boot, Machine._setup_shell
+            build_booted,
+            Machine.start,
+            Machine.save_state,
+            Machine.wait_for_boot,
+            Machine._setup_shell,
+            Machine._wait_for_startup,
         ),
         layer.artifact.key,
         qemu,

@@ -367,7 +367,17 @@ class Machine:
         self.expect(LOGIN_DONE, deadline - time.monotonic())
         self.expect(SHELL_PROMPT, deadline - time.monotonic())
         self._setup_shell(deadline - time.monotonic())
+        self._wait_for_startup(deadline - time.monotonic())
         TIMINGS.append(("boot", time.monotonic() - self._boot_started))
+
+    def _wait_for_startup(self, timeout: float) -> None:
+        """The login prompt comes before systemd is done (a `nofail` mount like /boot/grub may still be on
+        its way, more so on a busy host): wait for the startup jobs, and name any unit that failed."""
+        code, state = self.run("systemctl is-system-running --wait", max(timeout, 60))
+        if code != 0:
+            failed = self.run("systemctl --failed --no-legend --plain", 60)[1]
+            with self.log_path.open("a") as log:
+                log.write(f"\n===== testbed: system {state.strip()}; failed units: {failed.strip()} =====\n")
 
     def _setup_shell(self, timeout: float) -> None:
         # a plain, echo-free shell: no readline (it echoes by itself), no prompt, no console printk noise
