@@ -68,7 +68,10 @@ ExecStart=-/sbin/agetty --autologin root --keep-baud 115200,57600,38400,9600 --n
 FSTAB = """\
 # GRUB's files and its WRITABLE grubenv live on the ext4 partition p2 (GRUB's save_env refuses ZFS).
 # The root file system is the boot environment's ZFS dataset, mounted by the initramfs.
-PARTLABEL=bootgrub /boot/grub ext4 defaults,nofail,x-systemd.device-timeout=20s 0 2
+# nofail: without it the machine still boots (bootagent then refuses to change the boot choice). No short
+# device timeout: under TCG on a busy host the partition can take longer than 20 s to show up, and the
+# mount was then skipped without a word.
+PARTLABEL=bootgrub /boot/grub ext4 defaults,nofail 0 2
 """
 
 ROOT_BASHRC = """\
