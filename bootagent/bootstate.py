@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from bootagent.errors import SystemFailure
 from bootagent.grubenv import DEFAULT_VAR, ONCE_VAR, GrubenvError, GrubenvFile
-from bootagent.zfs.cli import unescape_mounts
+from bootagent.mounts import MOUNTS, mount_of, mount_table
 from bootagent.zfs.interface import ZfsBackend
 
 LOG = logging.getLogger(__name__)
@@ -25,9 +25,7 @@ class BootChoice:
 
 
 class BootStore:
-    def __init__(
-        self, zfs: ZfsBackend, grubenv: GrubenvFile, *, mounts_path: str = "/proc/self/mounts"
-    ) -> None:
+    def __init__(self, zfs: ZfsBackend, grubenv: GrubenvFile, *, mounts_path: str = MOUNTS) -> None:
         self.zfs = zfs
         self.grubenv = grubenv
         self.mounts_path = mounts_path
@@ -46,26 +44,13 @@ class BootStore:
         mount point above it). GRUB's `save_env` cannot write there, and the file is not the one GRUB
         reads from its own partition: typically /boot/grub's partition is not mounted (yet: a `nofail`
         mount early in the boot), and /boot/grub is the root's own directory."""
-        directory = os.path.realpath(self.grubenv.path.parent)
-        best: tuple[str, str, str] | None = None  # mount point, type, source
         try:
-            with open(self.mounts_path, encoding="utf-8", errors="surrogateescape") as table:
-                for line in table:
-                    fields = line.split()
-                    if len(fields) < 3:
-                        continue
-                    source, point, fstype = (
-                        unescape_mounts(fields[0]),
-                        unescape_mounts(fields[1]),
-                        fields[2],
-                    )
-                    inside = directory == point or directory.startswith(point.rstrip("/") + "/")
-                    if inside and (best is None or len(point) >= len(best[0])):
-                        best = (point, fstype, source)  # the last of equal ones is on top
+            table = mount_table(self.mounts_path)
         except OSError as exc:
             LOG.debug("cannot read %s: %s", self.mounts_path, exc)
             return None
-        return best[2] if best is not None and best[1] == "zfs" else None
+        mount = mount_of(os.path.realpath(self.grubenv.path.parent), table)
+        return mount.source if mount is not None and mount.fstype == "zfs" else None
 
     def _check_place(self) -> None:
         dataset = self.on_zfs()

@@ -23,6 +23,7 @@ from bootagent.errors import (
     RefusedError,
 )
 from bootagent.model import PROP_PREFIX, DatasetInfo, DatasetKind, PoolHealth, PoolInfo
+from bootagent.mounts import mount_table
 from bootagent.runner import CommandResult, Runner, run
 from bootagent.zfs.interface import DiffChange, DiffEntry
 
@@ -102,11 +103,6 @@ def _stderr_detail(stderr: str) -> str:
 
 def _unset(value: str) -> str | None:
     return None if value in (UNSET, "") else value
-
-
-def unescape_mounts(field: str) -> str:
-    """Undo the octal escapes of /proc/self/mounts (`\\040` for a space, `\\011`, `\\012`, `\\134`)."""
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
 
 
 def unescape_diff(field: str) -> str:
@@ -348,13 +344,7 @@ class ZfsCli:
 
     def mounts(self) -> dict[str, str]:
         """Mounted ZFS file systems from /proc/self/mounts: mount point -> dataset."""
-        found: dict[str, str] = {}
-        with open(self._mounts_path, encoding="utf-8", errors="surrogateescape") as mounts:
-            for line in mounts:
-                fields = line.split()
-                if len(fields) >= 3 and fields[2] == "zfs":
-                    found[unescape_mounts(fields[1])] = unescape_mounts(fields[0])
-        return found
+        return {m.point: m.source for m in mount_table(self._mounts_path) if m.fstype == "zfs"}
 
     def diff(self, older: str, newer: str) -> list[DiffEntry]:
         """`zfs diff -H`; the file system must be mounted (zfs diff prints paths below its mount point)."""

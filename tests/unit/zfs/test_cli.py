@@ -11,8 +11,9 @@ import pytest
 
 from bootagent.errors import CommandError, InvalidNameError, NotFoundError, ReadOnlyPoolError, RefusedError
 from bootagent.model import DatasetInfo, DatasetKind, PoolHealth, PoolInfo, Prop
+from bootagent.mounts import unescape_mounts
 from bootagent.runner import DEFAULT_TIMEOUT, CommandResult
-from bootagent.zfs.cli import LIST_COLUMNS, ZfsCli, destroy_order, unescape_diff, unescape_mounts
+from bootagent.zfs.cli import LIST_COLUMNS, ZfsCli, destroy_order, unescape_diff
 from bootagent.zfs.interface import DiffChange, DiffEntry
 
 DATA = Path(__file__).parent / "data"
