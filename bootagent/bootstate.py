@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from bootagent.errors import SystemFailure
 from bootagent.grubenv import DEFAULT_VAR, ONCE_VAR, GrubenvError, GrubenvFile
 from bootagent.mounts import MOUNTS, mount_of, mount_table
+from bootagent.recovery.counter import TRIES_VAR
 from bootagent.zfs.interface import ZfsBackend
 
 LOG = logging.getLogger(__name__)
@@ -80,3 +81,16 @@ class BootStore:
     def set_once(self, name: str | None) -> None:
         self._check_place()
         self.grubenv.update({ONCE_VAR: name})
+
+    def counter(self) -> tuple[str | None, bool]:
+        """The boot counter's raw value, and whether the block it came from is sound (present, undamaged)."""
+        env = self.grubenv.read()
+        return env.get(TRIES_VAR), self.grubenv.path.exists() and not env.damaged
+
+    def set_counter(self, value: str, *, default: str | None = None) -> None:
+        """Set the boot counter -- and, when given, GRUB's default -- in one write of the block."""
+        self._check_place()
+        changes: dict[str, str | None] = {TRIES_VAR: value}
+        if default is not None:
+            changes[DEFAULT_VAR] = default
+        self.grubenv.update(changes)

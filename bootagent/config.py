@@ -77,6 +77,13 @@ class LastResort(StrEnum):
     RESET_KEEP_DATA = "reset-keep-data"  # never erases customer data
 
 
+class CheckFailure(StrEnum):
+    """What a failed required health check does."""
+
+    REBOOT = "reboot"  # reboot at once: the next attempt (or the recovery ladder) comes sooner
+    WAIT = "wait"  # stay up for inspection; the boot is not blessed and counts as failed
+
+
 class Tristate(StrEnum):
     AUTO = "auto"
     ON = "true"
@@ -106,6 +113,10 @@ class Recovery:
     boot_count_limit: int = 3
     fallback: FallbackAction = FallbackAction.LAST_KNOWN_GOOD
     last_resort: LastResort = LastResort.NONE
+    older_good: int = 0  # after the last-known-good environment, try this many older good ones
+    boot_timeout: int = 900  # seconds from power-on to boot-complete.target before the watchdog resets
+    panic_reboot: int = 10  # panic=N on bootagent's kernel command lines: a dead kernel reboots
+    required_check_failure: CheckFailure = CheckFailure.REBOOT
 
 
 @dataclass(frozen=True)
@@ -533,6 +544,10 @@ _SECTIONS: Final[dict[str, tuple[Any, dict[str, _Check]]]] = {
             "boot_count_limit": lambda c, k, n: c.integer(k, n, 1, 20),
             "fallback": lambda c, k, n: c.choice(k, n, FallbackAction),
             "last_resort": lambda c, k, n: c.choice(k, n, LastResort),
+            "older_good": lambda c, k, n: c.integer(k, n, 0, 20),
+            "boot_timeout": lambda c, k, n: c.integer(k, n, 0, 86400),
+            "panic_reboot": lambda c, k, n: c.integer(k, n, 0, 3600),
+            "required_check_failure": lambda c, k, n: c.choice(k, n, CheckFailure),
         },
     ),
     "console": (

@@ -274,6 +274,8 @@ class BootEnvironments:
                 self.boot.set_default(self.pool, env.dataset, name)
                 if inv.boot_choice.once == name:
                     self.boot.set_once(None)
+                if env.failed:  # a person chose it: automatic recovery may again
+                    self.zfs.inherit_user(env.dataset, Prop.FAILED.value)
         return env
 
     # --- rollback and roll forward -------------------------------------------------------------------

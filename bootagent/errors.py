@@ -19,6 +19,7 @@ class ExitCode(IntEnum):
     REFUSED = 5  # a safety rule refused the operation; nothing was changed
     SYSTEM = 6  # a zfs/zpool command or libzfs_core call failed
     INCOMPLETE = 7  # a multi-step operation stopped part-way; see the journal
+    UNHEALTHY = 8  # a required health check failed: the boot is not good
 
 
 class BootagentError(Exception):

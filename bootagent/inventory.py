@@ -152,6 +152,7 @@ def assemble(root: str, tree: Sequence[DatasetInfo]) -> list[BootEnvironment]:
                 keep=_is_on(ds.user_props, Prop.KEEP),
                 last_good=_int_or_none(ds.user_props.get(Prop.LAST_GOOD.value)),
                 rolled_back_from=ds.user_props.get(Prop.ROLLED_BACK_FROM.value) or None,
+                failed=ds.user_props.get(Prop.FAILED.value) or None,
                 snapshots=snapshots,
             )
         )

@@ -24,6 +24,8 @@ class Prop(StrEnum):
     KEEP = PROP_PREFIX + "keep"  # "on": never destroyed or pruned
     CUSTOMER = PROP_PREFIX + "customer"  # "on": a customer dataset
     ROLLED_BACK_FROM = PROP_PREFIX + "rolled-back-from"  # the environment a rollback left
+    # "EPOCH: why": unattended recovery gave up on it; never chosen automatically until activated again
+    FAILED = PROP_PREFIX + "failed"
 
 
 FACTORY_HOLD_TAG = "org.bootagent.factory"
@@ -161,6 +163,7 @@ class BootEnvironment:
     last_good: int | None
     rolled_back_from: str | None
     snapshots: tuple[Snapshot, ...] = ()  # oldest first
+    failed: str | None = None  # Prop.FAILED: "EPOCH: why" unattended recovery gave up on it
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ operation's inner steps were written after it), and closes it:
   else nothing was made (failed);
 - rollback-destroy-newer, destroy, prune: nothing left (resumed), all left (failed: nothing changed), some
   left: the rest is destroyed if the safety rules still allow it (resumed), else it stays (failed);
-- keep, unkeep, mark-good: the property holds the value (resumed) or not (failed).
+- keep, unkeep, mark-good, mark-failed: the property holds the value (resumed) or not (failed);
+- bless: given up (failed): the boot it was about is over, and the next good boot is blessed instead.
 
 A destructive step is finished only if the safety rules still allow it now; otherwise it stays as far as it
 got and the outcome says so. An intent of an action this version does not know stays pending. Nothing here
@@ -190,6 +191,9 @@ _RESOLVERS: dict[str, Callable[[ResumeContext, JournalEntry], Verdict]] = {
     "keep": lambda ctx, intent: _user_prop(ctx, intent, Prop.KEEP, "on"),
     "unkeep": lambda ctx, intent: _user_prop(ctx, intent, Prop.KEEP, None),
     "mark-good": lambda ctx, intent: _user_prop(ctx, intent, Prop.LAST_GOOD, intent.data.get("value", "")),
+    "mark-failed": lambda ctx, intent: _user_prop(ctx, intent, Prop.FAILED, intent.data.get("value", "")),
+    # the boot a bless was about is over: the next good boot blesses again (the counter counts till then)
+    "bless": lambda ctx, intent: (Outcome.FAILED, "cut short; the next good boot is blessed instead"),
 }
 
 

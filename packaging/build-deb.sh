@@ -63,6 +63,9 @@ if [ -d "$here/initramfs-hooks/scripts" ]; then
     done
 fi
 copy_dir "$here/systemd" "$pkgdir/lib/systemd/system" 0644
+# Health checks an administrator or an appliance drops in (see README: unattended recovery).
+mkdir -p "$pkgdir/etc/bootagent/health.d/required" "$pkgdir/etc/bootagent/health.d/wanted"
+install -D -m 0644 "$here/README.md" "$pkgdir/usr/share/doc/bootagent/README.md"
 for f in "$pkgdir"/etc/grub.d/*; do
     [ -f "$f" ] && conffiles="$conffiles
 /etc/grub.d/$(basename "$f")"
@@ -75,7 +78,7 @@ Version: $version
 Architecture: all
 Maintainer: bootagent developers <root@localhost>
 Installed-Size: $size
-Depends: python3, python3-yaml, python3-pyzfs, python3-pyudev, python3-blessed, zfsutils-linux
+Depends: python3, python3-yaml, python3-pyzfs, python3-pyudev, python3-blessed, zfsutils-linux, init-system-helpers
 Section: admin
 Priority: optional
 Description: early-boot recovery agent and boot-environment manager for ZFS-root systems
@@ -102,6 +105,19 @@ if [ "$1" = configure ]; then
             dpkg-statoverride --update --add root root 0644 "$f"
         fi
     done
+    # Boot counting is only safe with something that marks good boots: the three units are enabled on
+    # install, as debhelper does (an administrator's later 'disable' is kept across upgrades).
+    for unit in bootagent-boot-start.service bootagent-health.service bootagent-bless.service; do
+        deb-systemd-helper unmask "$unit" >/dev/null || true
+        if deb-systemd-helper --quiet was-enabled "$unit"; then
+            deb-systemd-helper enable "$unit" >/dev/null || true
+        else
+            deb-systemd-helper update-state "$unit" >/dev/null || true
+        fi
+    done
+    if [ -d /run/systemd/system ]; then
+        systemctl --system daemon-reload >/dev/null || true
+    fi
     if [ "${BOOTAGENT_NO_INITRAMFS_UPDATE:-0}" != 1 ] && command -v update-initramfs >/dev/null 2>&1; then
         update-initramfs -u
     fi
@@ -123,7 +139,17 @@ cat > "$pkgdir/DEBIAN/postrm" <<'SCRIPT'
 set -e
 case "$1" in
 remove | purge)
-    rm -f /boot/bootagent.img
+    rm -f /boot/bootagent.img /run/motd.d/bootagent
+    for unit in bootagent-boot-start.service bootagent-health.service bootagent-bless.service; do
+        if [ "$1" = purge ]; then
+            deb-systemd-helper purge "$unit" >/dev/null || true
+        else
+            deb-systemd-helper mask "$unit" >/dev/null || true
+        fi
+    done
+    if [ -d /run/systemd/system ]; then
+        systemctl --system daemon-reload >/dev/null || true
+    fi
     # give GRUB its ordinary entries back (only the overrides this package made: root root 644)
     for f in /etc/grub.d/10_linux /etc/grub.d/20_linux_xen; do
         if [ "$(dpkg-statoverride --list "$f" 2>/dev/null)" = "root root 644 $f" ]; then

@@ -26,7 +26,7 @@ pkgs=(
     # the product's runtime, as an installed system has it
     python3 python3-venv python3-yaml python3-pyudev python3-blessed
     # the test bed
-    qemu-system-x86 qemu-utils debootstrap grub-pc-bin grub2-common gdisk e2fsprogs
+    qemu-system-x86 qemu-utils debootstrap grub-pc-bin grub2-common grub-emu gdisk e2fsprogs
     dpkg-dev fakeroot zstd cpio util-linux kmod
 )
 missing=()

@@ -132,6 +132,9 @@ class Machine:
             f"file={self.overlay},format=qcow2,if=none,id=disk0,cache=writeback",
             "-device",
             f"virtio-blk-pci,drive=disk0,serial={DISK_SERIAL}",
+            # a hardware watchdog, as servers have: the boot deadline of bootagent's unattended recovery
+            "-device",
+            "i6300esb",
             "-chardev",
             f"socket,id=ser0,path={self._serial_path},server=on,wait=on",
             "-serial",

@@ -182,9 +182,17 @@ class EarlyBootSession:
             self.imported = False
 
     # --- the domain, on the right import ------------------------------------------------------------
-    def _journal(self) -> Journal:
-        directory = self.paths.state_mount if self.paths.state_mount in self._mounted else self.paths.run_dir
-        return Journal(directory, actor=Actor.AGENT, max_entries=self.config.journal.max_entries)
+    def state_directory(self) -> str:
+        """The state dataset's mount (the journal, the recovery state), else a directory in memory."""
+        return self.paths.state_mount if self.paths.state_mount in self._mounted else self.paths.run_dir
+
+    def _journal(self, actor: Actor = Actor.AGENT) -> Journal:
+        return Journal(self.state_directory(), actor=actor, max_entries=self.config.journal.max_entries)
+
+    def automatic(self, progress: Progress) -> tuple[BootEnvironments, Journal]:
+        """For the unattended recovery: the pool read-write, and a journal that records actor `automatic`."""
+        envs = self.envs(progress, write=True)
+        return envs, self._journal(Actor.AUTOMATIC)
 
     def envs(self, progress: Progress | None = None, *, write: bool = False) -> BootEnvironments:
         if write:

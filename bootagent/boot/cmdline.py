@@ -3,7 +3,8 @@
 Parameters bootagent reads (everything else is ignored):
 
   root=ZFS=<pool>/<root>/<env>   the root Debian's zfs initramfs will mount (also root=zfs:..., zfs:AUTO)
-  bootagent=menu|auto|off        menu: the interactive menu; auto: unattended checks only; off/absent: nothing
+  bootagent=menu|auto|recover|off  menu: the interactive menu; auto: unattended checks only; recover: the
+                                 unattended recovery after too many failed boots; off/absent: nothing
   bootagent.action=<action>      an action to run without a person (same safety rules as the menu):
                                    boot:<env>  boot-snapshot:<env>@<snap>  rollback[:<steps>]  rollforward
   bootagent.timeout=<seconds>    the menu countdown (overrides the config)
@@ -30,6 +31,7 @@ class AgentMode(StrEnum):
     OFF = "off"
     MENU = "menu"
     AUTO = "auto"
+    RECOVER = "recover"  # GRUB's default entry at the boot-count limit: the unattended recovery ladder
 
 
 class ActionKind(StrEnum):
@@ -57,6 +59,7 @@ class BootParams:
     rows: int | None = None
     cols: int | None = None
     console: str | None = None  # e.g. "ttyS0" (options stripped)
+    consoles: tuple[str, ...] = ()  # every console=, in order (the last one is `console`)
     kexeced: bool = False
     debug: bool = False
     problems: tuple[str, ...] = ()
@@ -150,7 +153,9 @@ def parse_cmdline(text: str) -> BootParams:
         try:
             mode = AgentMode(values["bootagent"])
         except ValueError:
-            problems.append(f"bootagent={values['bootagent']!r}: expected menu, auto or off; using menu")
+            problems.append(
+                f"bootagent={values['bootagent']!r}: expected menu, auto, recover or off; using menu"
+            )
             mode = AgentMode.MENU
     elif "bootagent" in flags:
         mode = AgentMode.MENU
@@ -186,6 +191,7 @@ def parse_cmdline(text: str) -> BootParams:
         if "bootagent.cols" in values
         else None,
         console=consoles[-1] if consoles else None,
+        consoles=tuple(consoles),
         kexeced=values.get("bootagent.kexec") == "1",
         debug="bootagent.debug" in flags or values.get("bootagent.debug") in {"1", "yes", "on"},
         problems=tuple(problems),

@@ -19,9 +19,12 @@ from typing import ClassVar, Protocol, TextIO
 from bootagent.boot.agent import EarlyBootSession
 from bootagent.boot.cmdline import ActionKind, AgentMode, BootParams, CmdlineAction, parse_cmdline
 from bootagent.boot.devices import PoolDevice, wait_for_pool_devices
-from bootagent.boot.session import BootDecision, MenuExit, MenuResult, RecoverySession
+from bootagent.boot.recover import run_ladder
+from bootagent.boot.session import BootDecision, MenuExit, MenuResult, Progress, RecoverySession
 from bootagent.config import Config, load_config
+from bootagent.environments import BootEnvironments
 from bootagent.errors import BootagentError
+from bootagent.journal import Journal
 from bootagent.runner import Runner, run
 
 LOG = logging.getLogger("bootagent.boot")
@@ -37,7 +40,12 @@ class Exit(IntEnum):
 
 
 class AgentSession(RecoverySession, Protocol):
-    """A RecoverySession that also owns the pool's import state (EarlyBootSession)."""
+    """A RecoverySession that also owns the pool's import state (EarlyBootSession), and what the unattended
+    recovery needs (the pool read-write, the state directory)."""
+
+    def automatic(self, progress: Progress) -> tuple[BootEnvironments, Journal]: ...
+
+    def state_directory(self) -> str: ...
 
     def open_readonly(self) -> None: ...
 
@@ -108,10 +116,12 @@ def unattended(session: AgentSession, action: CmdlineAction, console: TextIO) ->
     return session.boot(forward.environment)
 
 
-def interactive(session: AgentSession, config: Config, params: BootParams) -> MenuResult:
+def interactive(session: AgentSession, config: Config, params: BootParams, notice: str = "") -> MenuResult:
+    """The menu; with a notice, the manual-intervention form of it (no countdown)."""
     from bootagent.tui.launch import run_interactive
 
-    return run_interactive(session, config, params)
+    hint = "choose an environment to boot, look at the journal (j), or use the shell" if notice else ""
+    return run_interactive(session, config, params, notice=notice, notice_hint=hint)
 
 
 def run_agent(
@@ -121,7 +131,7 @@ def run_agent(
     *,
     runner: Runner = run,
     session_factory: Callable[[str], AgentSession] | None = None,
-    menu: Callable[[AgentSession, Config, BootParams], MenuResult] = interactive,
+    menu: Callable[[AgentSession, Config, BootParams, str], MenuResult] = interactive,
     wait: Callable[..., list[PoolDevice]] = wait_for_pool_devices,
     stdin: TextIO | None = None,
 ) -> Exit:
@@ -135,7 +145,7 @@ def run_agent(
         if devices:
             break
         say(console, f"bootagent: the devices of pool {pool} did not appear in {DEVICE_TIMEOUT:.0f} s.")
-        if params.mode is not AgentMode.MENU:
+        if params.mode not in (AgentMode.MENU, AgentMode.RECOVER):  # recover: booting on would fail again
             return Exit.CONTINUE
         offer = "[r]etry, [c]ontinue the normal boot" + (", [s]hell" if config.console.allow_shell else "")
         choice = ask(console, offer, stdin)
@@ -152,8 +162,12 @@ def run_agent(
         if params.action is not None:
             decision = unattended(session, params.action, console)
             result = MenuResult(MenuExit.BOOT, decision)
+        elif params.mode is AgentMode.RECOVER:
+            result = run_ladder(
+                session, config, params, console, lambda notice, _hint: menu(session, config, params, notice)
+            )
         elif params.mode is AgentMode.MENU:
-            result = menu(session, config, params)
+            result = menu(session, config, params, "")
         else:
             session.close()
             return Exit.CONTINUE
@@ -174,6 +188,10 @@ def run_agent(
         LOG.exception("the boot agent failed")
         say(console, "bootagent: internal error; continuing the normal boot")
     session.close()
+    if params.mode is AgentMode.RECOVER:
+        # booting on would only fail again and count nothing new: stop here for a person, never reboot
+        say(console, "bootagent: the unattended recovery failed: manual intervention needed (a shell)")
+        return Exit.SHELL
     return Exit.CONTINUE
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,11 +15,27 @@ from bootagent.errors import NotFoundError, UsageError
 from bootagent.grubenv import GrubenvFile
 from bootagent.journal import Journal
 from bootagent.model import Actor
+from bootagent.recovery.lifecycle import RunningSystem
+from bootagent.recovery.store import RecoveryStore
+from bootagent.runner import run
 from bootagent.zfs.interface import ZfsBackend
 
 LOG = logging.getLogger(__name__)
 
 FALLBACK_STATE_DIR = "/run/bootagent"
+
+
+def running_system(ctx: Context) -> RunningSystem:
+    """Boot counting, health and bless on this system, with the real runner and watchdog."""
+    return RunningSystem(
+        config=ctx.config,
+        pool=ctx.pool,
+        envs=ctx.envs,
+        boot=ctx.envs.boot,
+        journal=ctx.journal,
+        store=RecoveryStore(ctx.journal.directory),
+        runner=run,
+    )
 
 
 @dataclass(frozen=True)
@@ -29,6 +46,7 @@ class Context:
     journal: Journal
     envs: BootEnvironments
     menu: BootMenu
+    recovery: Callable[[Context], RunningSystem] = running_system
 
 
 def detect_pool(zfs: ZfsBackend, config: Config, explicit: str | None) -> str:

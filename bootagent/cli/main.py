@@ -18,10 +18,13 @@ from bootagent import __version__
 from bootagent.bootmenu import BootMenu, boot_menu
 from bootagent.cli import render
 from bootagent.cli.context import Context, build_context
+from bootagent.cli.recovery import recovery_status
 from bootagent.config import Config, load_config
 from bootagent.errors import BootagentError, ExitCode, RefusedError, UsageError
-from bootagent.model import CreatedBy
+from bootagent.model import Actor, CreatedBy
 from bootagent.names import shown, split_target, validate_name
+from bootagent.recovery import lifecycle
+from bootagent.recovery.lifecycle import RunningSystem
 from bootagent.zfs.interface import ZfsBackend
 
 LOG = logging.getLogger("bootagent")
@@ -30,6 +33,7 @@ EPILOG = """\
 exit codes: 0 ok, 1 internal error (run with --debug for the traceback), 2 usage or bad name,
 3 invalid configuration, 4 not found, 5 refused by a safety rule (nothing changed),
 6 a zfs/zpool/system call failed, 7 an operation stopped part-way (see 'bootagent status'),
+8 a required health check failed (health; the boot is not good),
 130 interrupted (Ctrl-C), 141 the output was closed early (e.g. '| head'; the change itself is done)"""
 EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141
@@ -248,6 +252,27 @@ def build_parser() -> argparse.ArgumentParser:
     p = verb("mark-good", cmd_mark_good, "record that this boot is good (run after health checks)")
     p.add_argument("environment", nargs="?", type=environment_arg)
 
+    p = verb(
+        "boot-start",
+        cmd_boot_start,
+        "early in every boot (bootagent-boot-start.service): re-arm boot counting and the boot watchdog",
+    )
+    p.set_defaults(actor=Actor.AUTOMATIC)
+    p = verb(
+        "health",
+        cmd_health,
+        "run the health checks in /etc/bootagent/health.d (bootagent-health.service, before "
+        "boot-complete.target); a failed required check fails the boot",
+    )
+    p.set_defaults(actor=Actor.AUTOMATIC)
+    p = verb(
+        "bless",
+        cmd_bless,
+        "record a good boot (bootagent-bless.service, after boot-complete.target): last-good, the boot "
+        "counter cleared, an unattended recovery ended",
+    )
+    p.set_defaults(actor=Actor.AUTOMATIC)
+
     p = verb("status", cmd_status, "pool health, boot choices and the latest journal entries")
     p.add_argument(
         "-n", "--entries", type=entries_arg, default=10, help="journal entries to show (default 10)"
@@ -418,6 +443,53 @@ def cmd_mark_good(ctx: Context, args: argparse.Namespace) -> Output:
     )
 
 
+def _system(ctx: Context, lines: list[str]) -> RunningSystem:
+    def say(message: str) -> None:
+        lines.append(message)
+        LOG.info("%s", message)
+
+    return replace(ctx.recovery(ctx), say=say)
+
+
+def cmd_boot_start(ctx: Context, args: argparse.Namespace) -> Output:
+    lines: list[str] = []
+    record = lifecycle.boot_start(_system(ctx, lines))
+    return Output(
+        {"environment": record.environment, "tries": record.tries, "repaired": record.repaired},
+        "\n".join(lines),
+    )
+
+
+def cmd_health(ctx: Context, args: argparse.Namespace) -> Output:
+    lines: list[str] = []
+    report = lifecycle.run_health(_system(ctx, lines))
+    data = {
+        "passed": report.passed,
+        "checks": [
+            {"name": r.name, "need": r.need.value, "passed": r.passed, "detail": r.detail}
+            for r in report.results
+        ],
+        "skipped": list(report.skipped),
+    }
+    return Output(data, "\n".join(lines))
+
+
+def cmd_bless(ctx: Context, args: argparse.Namespace) -> Output:
+    lines: list[str] = []
+    done = lifecycle.bless(_system(ctx, lines))
+    lines.insert(0, f"{done.environment}: this boot is good; the boot counter is 0")
+    if done.made_default:
+        lines.append(f"{done.environment} is the default now")
+    if done.watchdog:
+        lines.append(done.watchdog)
+    data = {
+        "environment": done.environment,
+        "made_default": done.made_default,
+        "recovered": done.recovered.describe() if done.recovered else None,
+    }
+    return Output(data, "\n".join(lines))
+
+
 def cmd_status(ctx: Context, args: argparse.Namespace) -> Output:
     inv = ctx.envs.inventory()
     entries = ctx.journal.entries(args.entries)
@@ -451,6 +523,9 @@ def cmd_status(ctx: Context, args: argparse.Namespace) -> Output:
         lines.append(f"warning: {ctx.config.grubenv} is damaged; its values were ignored")
     if damage.damaged:
         lines.append(f"warning: {ctx.journal.path}: {damage.summary()}")
+    counting = recovery_status(ctx)
+    data["boot_counting"] = counting.data
+    lines.extend(counting.lines)
     if pending:
         lines.append("operations cut short (no outcome recorded):")
         lines.extend(f"  {render.when(e.time)} {e.action} {e.target}" for e in pending)
@@ -508,6 +583,7 @@ def main(
     menu: Callable[[Config], BootMenu] = lambda config: boot_menu(config.grub_update),
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
+    recovery: Callable[[Context], RunningSystem] | None = None,
 ) -> int:
     out = stdout or sys.stdout
     err = stderr or sys.stderr
@@ -524,7 +600,11 @@ def main(
         if not getattr(args, "needs_pool", True):
             return cmd_grub_menu(args, backend, out, err)
         config = load_config(args.config, strict=True).config
-        ctx = build_context(config, backend(), pool=args.pool, menu=menu(config))
+        ctx = build_context(
+            config, backend(), pool=args.pool, menu=menu(config), actor=getattr(args, "actor", Actor.CLI)
+        )
+        if recovery is not None:
+            ctx = replace(ctx, recovery=recovery)
         result: Output = args.handler(ctx, args)
         if ctx.envs.resolutions:  # operations a power cut left pending, closed before this one
             earlier = tuple(r.describe() for r in ctx.envs.resolutions)

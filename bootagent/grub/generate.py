@@ -17,6 +17,7 @@ from typing import TextIO
 
 from bootagent.config import Config
 from bootagent.errors import BootagentError, CommandError
+from bootagent.grub.counting import Counting
 from bootagent.grub.menu import GrubenvPlace, GrubSettings, Menu, MenuInput, build, render
 from bootagent.inventory import assemble
 from bootagent.names import shown
@@ -146,6 +147,7 @@ def menu_input(config: Config, sources: MenuSources, warnings: list[str]) -> Men
         pool_uuid=uuid,
         grubenv=grubenv_place(config.grubenv, sources.runner, warnings),
         settings=settings,
+        counting=Counting(limit=config.recovery.boot_count_limit, panic=config.recovery.panic_reboot),
     )
 
 

@@ -25,8 +25,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from bootagent.boot.cmdline import split_words
+from bootagent.grub import counting
+from bootagent.grub.counting import Counting
 from bootagent.grub.script import Var, command, quote, word
 from bootagent.names import GRUB_REGEXP, name_problem, shown
+from bootagent.recovery.counter import TRIES_VAR
 
 DEV = Var("bootagent_dev")
 ENV_DEV = Var("bootagent_envdev")
@@ -118,6 +121,7 @@ class MenuInput:
     pool_uuid: str | None = None  # GRUB's fs_uuid of the pool (its guid in hex)
     grubenv: GrubenvPlace = field(default_factory=GrubenvPlace)
     settings: GrubSettings = field(default_factory=GrubSettings)
+    counting: Counting = field(default_factory=Counting)
 
 
 @dataclass(frozen=True)
@@ -162,6 +166,7 @@ def build(data: MenuInput, warnings: Sequence[str] = ()) -> Menu:
         pool_uuid=data.pool_uuid,
         grubenv=data.grubenv,
         settings=data.settings,
+        counting=data.counting,
     )
     return Menu(chosen, tuple(bootable), tuple(notes))
 
@@ -217,21 +222,40 @@ def _preamble(data: MenuInput) -> list[str]:
     else:
         lines.append(f"set bootagent_env={word(Var('prefix'), data.grubenv.path)}")
     env = word(Var("bootagent_env"))
+    agent = _boot_path(data, BE, AGENT_IMAGE)
     lines += [
         "set bootagent_default=",
         "set bootagent_once=",
+        f"set {TRIES_VAR}=",
         f"if [ -s {env} ]; then",
-        f"\tload_env -f {env} bootagent_default bootagent_once",
+        f"\tload_env -f {env} bootagent_default bootagent_once {TRIES_VAR}",
         "fi",
         f"set bootagent_be={word(Var('bootagent_fallback'))}",
         f"if [ -n {word(Var('bootagent_default'))} ]; then",
         *_choice(data, Var("bootagent_default"), "\t"),
         "fi",
+        # the one-shot choice is cleared by the default entry when it boots it, in its one save_env
         f"if [ -n {word(Var('bootagent_once'))} ]; then",
-        "\tset bootagent_next=" + word(Var("bootagent_once")),
-        "\tset bootagent_once=",
-        f"\tsave_env -f {env} bootagent_once",
-        *_choice(data, Var("bootagent_next"), "\t"),
+        *_choice(data, Var("bootagent_once"), "\t"),
+        "fi",
+        *counting.decide(data.counting),
+        f"set bootagent_title={word('boot environment ', BE)}",
+        f"if [ {word(counting.RECOVER)} = 1 ]; then",
+        f"\tif [ -s {agent} ]; then",
+        "\t\tset bootagent_title="
+        + word("unattended recovery after ", counting.TRIES, " failed boots of ", BE),
+        "\telse",
+        "\t\techo "
+        + word(
+            "bootagent: ",
+            counting.TRIES,
+            " failed boots of ",
+            BE,
+            f" and no /boot/{AGENT_IMAGE} to recover with: waiting for a person",
+        ),
+        "\t\tset bootagent_recover=",
+        "\t\tset timeout=-1",
+        "\tfi",
         "fi",
     ]
     return lines
@@ -246,16 +270,29 @@ def _entry(
     recovery: bool,
     indent: str = "",
 ) -> list[str]:
+    head = command("menuentry", title, *ENTRY_CLASSES, "--id", quote(ident), "{")
+    lines = [head, f"\techo {word('bootagent: loading ', Var('bootagent_pool'), f'/{data.root}/', env)}"]
+    lines += _boot_lines(data, env, recovery=recovery)
+    lines.append("}")
+    return [indent + line for line in lines]
+
+
+def _kernel_args(data: MenuInput, env: str | Var, mode: str | None) -> list[str]:
     s = data.settings
     args = [word("root=ZFS=", Var("bootagent_pool"), f"/{data.root}/", env)]
+    if data.counting.panic:  # before the administrator's arguments: a panic= of theirs wins
+        args.append(f"panic={data.counting.panic}")
     args += [quote(a) for a in s.cmdline_linux]
-    args += ["bootagent=menu"] if recovery else [quote(a) for a in s.cmdline_linux_default]
+    args += [f"bootagent={mode}"] if mode else [quote(a) for a in s.cmdline_linux_default]
+    return args
+
+
+def _boot_lines(data: MenuInput, env: str | Var, *, recovery: bool, mode: str = "menu") -> list[str]:
+    """`linux` and `initrd` (one level of indentation): plain, or with the agent's image and `mode`."""
     kernel = _boot_path(data, env, "vmlinuz")
     initrd = _boot_path(data, env, "initrd.img")
     agent = _boot_path(data, env, AGENT_IMAGE)
-    head = command("menuentry", title, *ENTRY_CLASSES, "--id", quote(ident), "{")
-    lines = [head, f"\techo {word('bootagent: loading ', Var('bootagent_pool'), f'/{data.root}/', env)}"]
-    lines.append("\t" + command("linux", kernel, *args))
+    lines = ["\t" + command("linux", kernel, *_kernel_args(data, env, mode if recovery else None))]
     if recovery:
         lines += [
             f"\tif [ -s {agent} ]; then",
@@ -272,8 +309,47 @@ def _entry(
         ]
     else:
         lines.append(f"\tinitrd {initrd}")
-    lines.append("}")
-    return [indent + line for line in lines]
+    return lines
+
+
+def _default_entry(data: MenuInput, title: str) -> list[str]:
+    """The entry GRUB boots by itself: it counts the attempt first (one save_env, before the kernel)."""
+    env = word(Var("bootagent_env"))
+    head = command("menuentry", title, *ENTRY_CLASSES, "--id", quote(DEFAULT_ID), "{")
+    lines = [head]
+    lines += counting.step("\t")
+    lines += [
+        "\tset bootagent_once=",
+        f"\tif [ -s {env} ]; then",
+        f"\t\tsave_env -f {env} bootagent_once {TRIES_VAR}",
+        "\tfi",
+        f"\tif [ {word(counting.RECOVER)} = 1 ]; then",
+        "\t\techo "
+        + word(
+            "bootagent: attempt ",
+            counting.TRIES,
+            ": unattended recovery of ",
+            Var("bootagent_pool"),
+            f"/{data.root}/",
+            BE,
+        ),
+        *("\t" + line for line in _boot_lines(data, BE, recovery=True, mode="recover")),
+        "\telse",
+        "\t\techo "
+        + word(
+            "bootagent: loading ",
+            Var("bootagent_pool"),
+            f"/{data.root}/",
+            BE,
+            " (attempt ",
+            counting.TRIES,
+            ")",
+        ),
+        *("\t" + line for line in _boot_lines(data, BE, recovery=False)),
+        "\tfi",
+        "}",
+    ]
+    return lines
 
 
 def render(menu: Menu) -> str:
@@ -283,7 +359,7 @@ def render(menu: Menu) -> str:
         return ""
     os_name = data.settings.os_name
     out = _preamble(data)
-    out += _entry(data, word(f"{os_name}, boot environment ", BE), DEFAULT_ID, BE, recovery=False)
+    out += _default_entry(data, word(f"{os_name}, ", Var("bootagent_title")))
     out += _entry(
         data,
         word(f"{os_name}, bootagent recovery menu (", BE, ")"),

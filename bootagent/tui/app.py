@@ -97,7 +97,9 @@ def initial_state(session: RecoverySession, settings: MenuSettings, now: float) 
         now=now,
         title=settings.title,
     )
-    if default is None:
+    if settings.notice:
+        state.message = Message(settings.notice, settings.notice_hint or None, error=True)
+    elif default is None:
         state.message = Message("there is no default boot environment: choose one")
     return state
 

@@ -15,6 +15,7 @@ import struct
 import sys
 import termios
 from collections.abc import Iterator
+from dataclasses import replace
 
 from bootagent.boot.cmdline import BootParams
 from bootagent.boot.session import MenuResult, RecoverySession
@@ -90,10 +91,22 @@ def run_interactive(
     *,
     lock_path: str = LOCK_PATH,
     printk: str = PRINTK,
+    notice: str = "",
+    notice_hint: str = "",
 ) -> MenuResult:
+    """The menu; with a `notice` (unattended recovery stopped: a person must decide) it opens with it, under
+    a title that says so, and waits without a countdown."""
     settings = settings_for(
         config, params, term=os.environ.get("TERM"), encoding=getattr(sys.stdout, "encoding", None)
     )
+    if notice:
+        settings = replace(
+            settings,
+            timeout=0,
+            title="bootagent: MANUAL INTERVENTION NEEDED",
+            notice=notice,
+            notice_hint=notice_hint,
+        )
     with menu_owner(console_name(params), sys.stdout, path=lock_path), quiet_kernel(printk):
         if settings.line_mode or not sys.stdin.isatty():
             return run_lines(session, settings, sys.stdin, sys.stdout)

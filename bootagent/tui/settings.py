@@ -27,6 +27,8 @@ class MenuSettings:
     title: str = "bootagent boot menu"
     term: str = "vt220"  # the TERM value
     esc_delay: float = 0.35  # seconds to wait for the rest of an ESC sequence (slow serial links split them)
+    notice: str = ""  # shown when the menu opens (e.g. why unattended recovery stopped here)
+    notice_hint: str = ""
 
     @property
     def line_mode(self) -> bool:

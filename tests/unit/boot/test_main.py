@@ -41,6 +41,14 @@ class FakeSession:
         )
         self.events: list[str] = []
         self.fail = fail
+        self.tmp = tmp
+
+    def automatic(self, progress: Progress) -> tuple[BootEnvironments, Journal]:
+        self.events.append("automatic")
+        return self.envs, Journal(self.tmp / "state", actor=Actor.AUTOMATIC)
+
+    def state_directory(self) -> str:
+        return str(self.tmp / "state")
 
     def open_readonly(self) -> None:
         self.events.append("open")

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bootagent.bootmenu import MenuRefresh
+from bootagent.cli.context import Context, running_system
 from bootagent.cli.main import build_parser, confirm, main
 from bootagent.errors import ExitCode, RefusedError
 from bootagent.grubenv import GrubenvFile
+from bootagent.recovery.lifecycle import RunningSystem, Watchdog
+from bootagent.runner import CommandResult
 from tests.fakes import FakeZfs, reference_pool
 
 VERBS = [
@@ -80,6 +85,14 @@ def menu() -> FakeMenu:
 
 @pytest.fixture
 def cli(zfs: FakeZfs, config: Path, menu: FakeMenu) -> Any:
+    def systemctl(argv: Sequence[str], **_: Any) -> CommandResult:
+        assert argv[:2] == ["systemctl", "is-enabled"], argv
+        return CommandResult(tuple(argv), 0, "enabled\n", "")
+
+    def recovery(ctx: Context) -> RunningSystem:
+        dog = Watchdog(arm=lambda s: "armed", disarm=lambda: "stopped", present=lambda: True)
+        return replace(running_system(ctx), runner=systemctl, watchdog=dog)
+
     def invoke(*argv: str) -> Result:
         out, err = io.StringIO(), io.StringIO()
         code = main(
@@ -88,6 +101,7 @@ def cli(zfs: FakeZfs, config: Path, menu: FakeMenu) -> Any:
             menu=lambda _config: menu,
             stdout=out,
             stderr=err,
+            recovery=recovery,
         )
         return Result(code, out.getvalue(), err.getvalue())
 

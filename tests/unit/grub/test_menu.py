@@ -17,8 +17,8 @@ from tests.unit.grub.grubscript import SEPARATOR, words
 
 # Every command the menu may contain; a value that escaped its quotes would show up as another one.
 COMMANDS = {
-    "###", "insmod", "set", "export", "search", "if", "then", "fi", "else", "load_env", "save_env", "echo",
-    "menuentry", "submenu", "linux", "initrd", "}",
+    "###", "insmod", "set", "export", "search", "if", "then", "fi", "else", "elif", "load_env", "save_env",
+    "echo", "menuentry", "submenu", "linux", "initrd", "}",
 }  # fmt: skip
 
 HOSTILE_NAMES = (
@@ -93,15 +93,19 @@ def test_the_menu_has_default_recovery_and_one_entry_per_environment(tmp_path: P
         "bootagent-be-gamma",
     ]
     titles = [c[1] for c in commands(text) if c[0] == "menuentry"]
-    assert titles[0] == "Debian GNU/Linux, boot environment ${bootagent_be}"
+    assert titles[0] == "Debian GNU/Linux, ${bootagent_title}"
+    assert ["set", "bootagent_title=boot environment ${bootagent_be}"] in commands(text)
     assert titles[1] == "Debian GNU/Linux, bootagent recovery menu (${bootagent_be})"
     assert titles[2] == "Debian GNU/Linux, boot environment alpha"
-    first, recovery, alpha = linux_lines(text)[:3]
+    unattended, first, recovery, alpha = linux_lines(text)[:4]
     assert first[1:] == [
         "(${bootagent_dev})/ROOT/${bootagent_be}@/boot/vmlinuz",
         "root=ZFS=${bootagent_pool}/ROOT/${bootagent_be}",
+        "panic=10",
         "console=ttyS0,115200",
     ]
+    assert unattended[1:-1] == first[1:]
+    assert unattended[-1] == "bootagent=recover"
     assert recovery[-1] == "bootagent=menu"
     assert alpha[1:3] == [
         "(${bootagent_dev})/ROOT/alpha@/boot/vmlinuz",
@@ -115,15 +119,22 @@ def test_the_menu_has_default_recovery_and_one_entry_per_environment(tmp_path: P
 def test_what_00_header_owns_is_left_to_it() -> None:
     text = render(build(make()))
     for owned in ("serial", "terminal_input", "terminal_output", "timeout", "default"):
-        assert not [c for c in commands(text) if c[0] == owned or (c[0] == "set" and c[1].startswith(owned))]
+        found = [c for c in commands(text) if c[0] == owned or (c[0] == "set" and c[1].startswith(owned))]
+        # the one exception: at the boot-count limit with no agent image, the menu waits for a person
+        # rather than boot the failing environment again
+        assert found == ([["set", "timeout=-1"]] if owned == "timeout" else [])
+    lines = text.splitlines()
+    at = lines.index("\t\tset timeout=-1")
+    assert "waiting for a person" in lines[at - 2]
 
 
 def test_cmdline_default_is_not_on_the_recovery_entry() -> None:
     text = render(
         build(make(settings=GrubSettings(cmdline_linux=("a=1",), cmdline_linux_default=("quiet",))))
     )
-    default, recovery, *others = linux_lines(text)
+    unattended, default, recovery, *others = linux_lines(text)
     assert default[-2:] == ["a=1", "quiet"]
+    assert unattended[-2:] == ["a=1", "bootagent=recover"]
     assert recovery[-2:] == ["a=1", "bootagent=menu"]
     assert all(line[-1] == "quiet" for line in others)
 
@@ -200,7 +211,8 @@ def test_hostile_kernel_arguments_never_become_grub_commands(arg: str, tmp_path:
     grub_script_check(text, tmp_path)
     expected = list(kernel_words(f"console=ttyS0 {arg}")[0])
     for line in linux_lines(text):
-        assert line[3 : 3 + len(expected)] == expected
+        assert line[3] == "panic=10"
+        assert line[4 : 4 + len(expected)] == expected
 
 
 def test_kernel_words_follow_the_kernel() -> None:

@@ -1,0 +1,81 @@
+"""The package's systemd units: valid for systemd itself (`systemd-analyze verify`), installable (an [Install]
+section, so the postinst's enable does something), and wired the way systemd's boot assessment expects --
+the failure mode the field knows best is a counter that nothing clears."""
+
+from __future__ import annotations
+
+import configparser
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+UNITS = Path(__file__).resolve().parents[2] / "systemd"
+NAMES = ("bootagent-boot-start.service", "bootagent-health.service", "bootagent-bless.service")
+
+
+def unit(name: str) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(strict=False, interpolation=None, delimiters=("=",))
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read_string((UNITS / name).read_text())
+    return parser
+
+
+def words(parser: configparser.ConfigParser, section: str, key: str) -> set[str]:
+    return set(parser.get(section, key, fallback="").split())
+
+
+def test_the_units_are_the_ones_the_package_enables() -> None:
+    assert sorted(p.name for p in UNITS.glob("*.service")) == sorted(NAMES)
+    script = (Path(__file__).resolve().parents[2] / "packaging/build-deb.sh").read_text()
+    line = next(line for line in script.splitlines() if line.strip().startswith("for unit in"))
+    assert all(n in line for n in NAMES)
+    assert script.count("deb-systemd-helper enable") == 1
+
+
+@pytest.mark.subprocess
+def test_systemd_analyze_verify_accepts_them(tmp_path: Path) -> None:
+    """Verified against this host's systemd units; only the binary's path is pointed at a stub, since
+    systemd-analyze insists that ExecStart= exists."""
+    tool = shutil.which("systemd-analyze")
+    assert tool, "systemd-analyze (systemd) is on every Debian host"
+    stub = tmp_path / "bootagent"
+    stub.write_text("#!/bin/sh\n")
+    stub.chmod(0o755)
+    for name in NAMES:
+        text = (UNITS / name).read_text().replace("/usr/sbin/bootagent", str(stub))
+        (tmp_path / name).write_text(text)
+    done = subprocess.run(
+        [tool, "verify", "--man=no", *(str(tmp_path / n) for n in NAMES)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stderr.strip() == "", done.stderr
+
+
+def test_health_checks_come_before_boot_complete_and_can_stop_it() -> None:
+    health = unit("bootagent-health.service")
+    assert "boot-complete.target" in words(health, "Unit", "Before")
+    assert "boot-complete.target" in words(health, "Install", "RequiredBy")
+    assert health.get("Service", "Type") == "oneshot"
+    assert health.get("Service", "ExecStart") == "/usr/sbin/bootagent health"
+
+
+def test_bless_needs_boot_complete_and_is_pulled_into_every_boot() -> None:
+    bless = unit("bootagent-bless.service")
+    assert "boot-complete.target" in words(bless, "Unit", "Requires")
+    assert "boot-complete.target" in words(bless, "Unit", "After")
+    assert "multi-user.target" in words(bless, "Install", "WantedBy")
+    assert "/boot/grub" in words(bless, "Unit", "RequiresMountsFor")  # grubenv is on GRUB's partition
+    assert bless.get("Service", "ExecStart") == "/usr/sbin/bootagent bless"
+
+
+def test_boot_start_runs_early_once_the_file_systems_are_there() -> None:
+    start = unit("bootagent-boot-start.service")
+    assert start.get("Unit", "DefaultDependencies") == "no"
+    assert {"local-fs.target", "zfs-mount.service"} <= words(start, "Unit", "After")
+    assert "/boot/grub" in words(start, "Unit", "RequiresMountsFor")
+    assert "sysinit.target" in words(start, "Install", "WantedBy")
