@@ -8,6 +8,7 @@ Parameters bootagent reads (everything else is ignored):
   bootagent.action=<action>      an action to run without a person (same safety rules as the menu):
                                    boot:<env>  boot-snapshot:<env>@<snap>  rollback[:<steps>]  rollforward
   bootagent.timeout=<seconds>    the menu countdown (overrides the config)
+  bootagent.failed=<n>           (recover) the failed boots in a row GRUB counted before starting the agent
   bootagent.rows=<n> bootagent.cols=<n>   the size of a serial console that cannot report its own
   bootagent.kexec=1              set on a kernel the agent kexec'ed: do not show the menu again, just boot
   console=<dev>[,<options>]      the LAST one is the controlling console
@@ -60,6 +61,7 @@ class BootParams:
     cols: int | None = None
     console: str | None = None  # e.g. "ttyS0" (options stripped)
     consoles: tuple[str, ...] = ()  # every console=, in order (the last one is `console`)
+    failed: int | None = None  # bootagent.failed: the failed attempts GRUB counted (recover mode)
     kexeced: bool = False
     debug: bool = False
     problems: tuple[str, ...] = ()
@@ -189,6 +191,9 @@ def parse_cmdline(text: str) -> BootParams:
         else None,
         cols=_int(values["bootagent.cols"], "bootagent.cols", 40, 1000, problems)
         if "bootagent.cols" in values
+        else None,
+        failed=_int(values["bootagent.failed"], "bootagent.failed", 0, 1000, problems)
+        if "bootagent.failed" in values
         else None,
         console=consoles[-1] if consoles else None,
         consoles=tuple(consoles),

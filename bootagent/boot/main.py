@@ -120,7 +120,7 @@ def interactive(session: AgentSession, config: Config, params: BootParams, notic
     """The menu; with a notice, the manual-intervention form of it (no countdown)."""
     from bootagent.tui.launch import run_interactive
 
-    hint = "choose an environment to boot, look at the journal (j), or use the shell" if notice else ""
+    hint = "choose an environment to boot, look at the journal (l), or use the shell" if notice else ""
     return run_interactive(session, config, params, notice=notice, notice_hint=hint)
 
 

@@ -22,7 +22,17 @@ from bootagent.errors import BootagentError
 from bootagent.journal import Journal, Outcome
 from bootagent.model import Prop
 from bootagent.names import name_problem
-from bootagent.recovery.ladder import Candidate, Facts, LadderState, Policy, Step, StepKind, decide, refused
+from bootagent.recovery.ladder import (
+    Candidate,
+    Facts,
+    LadderState,
+    Policy,
+    Step,
+    StepKind,
+    decide,
+    manual_reason,
+    refused,
+)
 from bootagent.recovery.store import RecoveryStore
 
 LOG = logging.getLogger(__name__)
@@ -59,13 +69,17 @@ def candidates(envs: BootEnvironments) -> list[Candidate]:
 def _reason(store: RecoveryStore, environment: str | None, since: int) -> str:
     """Why `environment`'s last boot failed, when that boot left a record (a failed required check); a
     kernel that died or a hang leaves none."""
-    record = store.boot()
-    if record is None or environment is None or record.environment != environment or record.started < since:
+    if environment is None:
         return ""
+    record = store.boot()  # every boot that reaches the real root starts one (bootagent-boot-start)
+    if record is None or record.environment != environment or record.started < since:
+        return "it never reached the real root"
     if record.reason:
         return record.reason
     if record.health == "":
         return "it did not reach its health checks"
+    if record.health == "passed":
+        return "it passed its health checks but was not marked good"
     return ""
 
 
@@ -100,6 +114,8 @@ def run_ladder(
         console.flush()
 
     policy = Policy.from_config(config)
+    if params.failed:  # what GRUB counted (the image's config may be older than grub.cfg)
+        policy = replace(policy, limit=params.failed)
     progress(f"{policy.limit} failed boots in a row: unattended recovery")
     envs, journal = session.automatic(progress)
     store = RecoveryStore(session.state_directory())
@@ -148,11 +164,9 @@ def run_ladder(
 def stop_here(
     state: LadderState, console: TextIO, params: BootParams, manual: ManualMenu, *, extra: str = ""
 ) -> MenuResult:
-    from bootagent.recovery.ladder import manual_reason
-
     why = manual_reason(state) + (f" ({extra})" if extra else "")
     announce(params, console, why)
-    return manual(why, "choose an environment to boot, look at the journal (j), or use the shell")
+    return manual(why, "choose an environment to boot, look at the journal (l), or use the shell")
 
 
 def announce(params: BootParams, console: TextIO, why: str) -> None:

@@ -283,7 +283,10 @@ def _kernel_args(data: MenuInput, env: str | Var, mode: str | None) -> list[str]
     if data.counting.panic:  # before the administrator's arguments: a panic= of theirs wins
         args.append(f"panic={data.counting.panic}")
     args += [quote(a) for a in s.cmdline_linux]
-    args += [f"bootagent={mode}"] if mode else [quote(a) for a in s.cmdline_linux_default]
+    if mode == "recover":  # the failed attempts GRUB counted, for the agent to say and decide by
+        args += [f"bootagent={mode}", word("bootagent.failed=", Var("bootagent_failed"))]
+    else:
+        args += [f"bootagent={mode}"] if mode else [quote(a) for a in s.cmdline_linux_default]
     return args
 
 
@@ -316,7 +319,7 @@ def _default_entry(data: MenuInput, title: str) -> list[str]:
     """The entry GRUB boots by itself: it counts the attempt first (one save_env, before the kernel)."""
     env = word(Var("bootagent_env"))
     head = command("menuentry", title, *ENTRY_CLASSES, "--id", quote(DEFAULT_ID), "{")
-    lines = [head]
+    lines = [head, f"\tset bootagent_failed={word(counting.TRIES)}"]
     lines += counting.step("\t")
     lines += [
         "\tset bootagent_once=",

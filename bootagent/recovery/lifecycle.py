@@ -122,6 +122,8 @@ def boot_start(system: RunningSystem) -> BootRecord:
     system.say(BootCount(str(tries), system.config.recovery.boot_count_limit).describe())
     seconds = system.config.recovery.boot_timeout
     if seconds > 0:
+        if not system.watchdog.present():  # its driver may still be loading (udev's coldplug)
+            system.runner(["udevadm", "settle", "--timeout=15"], check=False, timeout=30)
         try:
             system.say(system.watchdog.arm(seconds))
         except watchdog.WatchdogError as exc:

@@ -116,3 +116,17 @@ def test_cmdline_for_always_ends_with_the_chosen_root(raw: str) -> None:
     line = cmdline_for(parse_cmdline(raw), root="rpool/ROOT/gamma", drop_agent=True, kexeced=False)
     assert parse_cmdline(line).root == "rpool/ROOT/gamma"
     assert line.endswith("root=ZFS=rpool/ROOT/gamma")
+
+
+def test_the_unattended_recovery_mode_and_what_grub_counted() -> None:
+    p = parse_cmdline(
+        "root=ZFS=rpool/ROOT/gamma panic=10 console=tty0 console=ttyS0,115200 "
+        "bootagent=recover bootagent.failed=3"
+    )
+    assert p.mode is AgentMode.RECOVER
+    assert p.failed == 3
+    assert p.consoles == ("tty0", "ttyS0")
+    assert p.console == "ttyS0"
+    bad = parse_cmdline("bootagent=recover bootagent.failed=many")
+    assert bad.failed is None
+    assert bad.problems == ("bootagent.failed='many': not a number; ignored",)

@@ -85,7 +85,9 @@ def test_back_at_the_limit_the_next_rung_and_then_the_manual_screen(tmp_path: Pa
     code, out, notices = recover(session, config)  # nor alpha
     assert code is Exit.REBOOT  # the person at the screen chose to reboot
     assert len(notices) == 1
-    assert notices[0].startswith("gamma failed 3 boots in a row; beta was tried and did not boot")
+    assert notices[0].startswith(
+        "gamma failed 3 boots in a row (it never reached the real root); beta was tried and it never reached"
+    )
     assert notices[0].endswith("manual intervention needed")
     assert "MANUAL INTERVENTION NEEDED" in out
     inv = session.envs.inventory()

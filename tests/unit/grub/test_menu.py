@@ -104,8 +104,8 @@ def test_the_menu_has_default_recovery_and_one_entry_per_environment(tmp_path: P
         "panic=10",
         "console=ttyS0,115200",
     ]
-    assert unattended[1:-1] == first[1:]
-    assert unattended[-1] == "bootagent=recover"
+    assert unattended[1:-2] == first[1:]
+    assert unattended[-2:] == ["bootagent=recover", "bootagent.failed=${bootagent_failed}"]
     assert recovery[-1] == "bootagent=menu"
     assert alpha[1:3] == [
         "(${bootagent_dev})/ROOT/alpha@/boot/vmlinuz",
@@ -134,7 +134,7 @@ def test_cmdline_default_is_not_on_the_recovery_entry() -> None:
     )
     unattended, default, recovery, *others = linux_lines(text)
     assert default[-2:] == ["a=1", "quiet"]
-    assert unattended[-2:] == ["a=1", "bootagent=recover"]
+    assert unattended[-3:] == ["a=1", "bootagent=recover", "bootagent.failed=${bootagent_failed}"]
     assert recovery[-2:] == ["a=1", "bootagent=menu"]
     assert all(line[-1] == "quiet" for line in others)
 
