@@ -59,7 +59,7 @@ def log_size(m: Machine) -> int:
 
 
 def status(m: Machine) -> dict:  # type: ignore[type-arg]
-    return json.loads(m.check("bootagent status --json"))  # type: ignore[no-any-return]
+    return json.loads(m.check("bootagent status --json -n 50"))  # type: ignore[no-any-return]
 
 
 def running(m: Machine) -> str:
