@@ -65,7 +65,6 @@ fi
 copy_dir "$here/systemd" "$pkgdir/lib/systemd/system" 0644
 # Health checks an administrator or an appliance drops in (see README: unattended recovery).
 mkdir -p "$pkgdir/etc/bootagent/health.d/required" "$pkgdir/etc/bootagent/health.d/wanted"
-install -D -m 0644 "$here/README.md" "$pkgdir/usr/share/doc/bootagent/README.md"
 for f in "$pkgdir"/etc/grub.d/*; do
     [ -f "$f" ] && conffiles="$conffiles
 /etc/grub.d/$(basename "$f")"
