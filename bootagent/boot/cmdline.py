@@ -8,7 +8,8 @@ Parameters bootagent reads (everything else is ignored):
   bootagent.action=<action>      an action to run without a person (same safety rules as the menu):
                                    boot:<env>  boot-snapshot:<env>@<snap>  rollback[:<steps>]  rollforward
   bootagent.timeout=<seconds>    the menu countdown (overrides the config)
-  bootagent.failed=<n>           (recover) the failed boots in a row GRUB counted before starting the agent
+  bootagent.failed=<n>           the failed boots in a row GRUB counted (recover mode, and the recovery menu)
+  bootagent.limit=<n>            GRUB's boot-count limit (the recovery menu shows the counter against it)
   bootagent.rows=<n> bootagent.cols=<n>   the size of a serial console that cannot report its own
   bootagent.kexec=1              set on a kernel the agent kexec'ed: do not show the menu again, just boot
   console=<dev>[,<options>]      the LAST one is the controlling console
@@ -61,7 +62,8 @@ class BootParams:
     cols: int | None = None
     console: str | None = None  # e.g. "ttyS0" (options stripped)
     consoles: tuple[str, ...] = ()  # every console=, in order (the last one is `console`)
-    failed: int | None = None  # bootagent.failed: the failed attempts GRUB counted (recover mode)
+    failed: int | None = None  # bootagent.failed: the failed boots in a row GRUB counted
+    limit: int | None = None  # bootagent.limit: GRUB's boot-count limit (on the recovery menu entry)
     kexeced: bool = False
     debug: bool = False
     problems: tuple[str, ...] = ()
@@ -195,6 +197,9 @@ def parse_cmdline(text: str) -> BootParams:
         failed=_int(values["bootagent.failed"], "bootagent.failed", 0, 1000, problems)
         if "bootagent.failed" in values
         else None,
+        limit=_int(values["bootagent.limit"], "bootagent.limit", 1, 1000, problems)
+        if "bootagent.limit" in values
+        else None,
         console=consoles[-1] if consoles else None,
         consoles=tuple(consoles),
         kexeced=values.get("bootagent.kexec") == "1",
@@ -227,7 +232,7 @@ def cmdline_for(params: BootParams, *, root: str, drop_agent: bool, kexeced: boo
         key = word.partition("=")[0]
         if key in {"root", "bootagent.kexec", "BOOT_IMAGE", "bootfs"}:
             continue
-        if drop_agent and key in {"bootagent", "bootagent.action"}:
+        if drop_agent and key in {"bootagent", "bootagent.action", "bootagent.failed", "bootagent.limit"}:
             continue
         kept.append(word)
     kept.append(f"root=ZFS={root}")

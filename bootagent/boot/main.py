@@ -19,7 +19,7 @@ from typing import ClassVar, Protocol, TextIO
 from bootagent.boot.agent import EarlyBootSession
 from bootagent.boot.cmdline import ActionKind, AgentMode, BootParams, CmdlineAction, parse_cmdline
 from bootagent.boot.devices import PoolDevice, wait_for_pool_devices
-from bootagent.boot.recover import run_ladder
+from bootagent.boot.recover import recovery_info, run_ladder
 from bootagent.boot.session import BootDecision, MenuExit, MenuResult, Progress, RecoverySession
 from bootagent.config import Config, load_config
 from bootagent.environments import BootEnvironments
@@ -121,7 +121,8 @@ def interactive(session: AgentSession, config: Config, params: BootParams, notic
     from bootagent.tui.launch import run_interactive
 
     hint = "choose an environment to boot, look at the journal (l), or use the shell" if notice else ""
-    return run_interactive(session, config, params, notice=notice, notice_hint=hint)
+    info = "" if notice else recovery_info(session.state_directory(), params)
+    return run_interactive(session, config, params, notice=notice, notice_hint=hint, info=info)
 
 
 def run_agent(

@@ -161,6 +161,33 @@ def run_ladder(
     return stop_here(state, console, params, manual)
 
 
+def recovery_info(state_directory: str, params: BootParams) -> str:
+    """For the menu a person opens: the boot counter GRUB passed and the ladder's state, in a line."""
+    parts: list[str] = []
+    if params.failed:
+        parts.append(
+            f"boot counter: {params.failed} failed boot(s) in a row"
+            + (f" (the unattended recovery starts at {params.limit})" if params.limit else "")
+        )
+    try:
+        store = RecoveryStore(state_directory)
+        ladder = store.ladder()
+        last = store.last_recovery()
+    except OSError as exc:
+        LOG.warning("cannot read the recovery state: %s", exc)
+        return "; ".join(parts)
+    if ladder.unreadable or ladder.manual:
+        parts.append("unattended recovery stopped: " + manual_reason(ladder))
+    elif ladder.active:
+        tried = ", ".join(ladder.tried) or "nothing yet"
+        parts.append(
+            f"unattended recovery in progress: {ladder.failing} failed {ladder.failures} boots; tried {tried}"
+        )
+    elif last is not None and not parts:
+        parts.append(f"last recovery: {last.describe()}")
+    return "; ".join(parts)
+
+
 def stop_here(
     state: LadderState, console: TextIO, params: BootParams, manual: ManualMenu, *, extra: str = ""
 ) -> MenuResult:

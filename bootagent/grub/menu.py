@@ -285,6 +285,12 @@ def _kernel_args(data: MenuInput, env: str | Var, mode: str | None) -> list[str]
     args += [quote(a) for a in s.cmdline_linux]
     if mode == "recover":  # the failed attempts GRUB counted, for the agent to say and decide by
         args += [f"bootagent={mode}", word("bootagent.failed=", Var("bootagent_failed"))]
+    elif mode == "menu":  # the menu shows the counter
+        args += [
+            f"bootagent={mode}",
+            word("bootagent.failed=", counting.TRIES),
+            f"bootagent.limit={data.counting.limit}",
+        ]
     else:
         args += [f"bootagent={mode}"] if mode else [quote(a) for a in s.cmdline_linux_default]
     return args

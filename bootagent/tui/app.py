@@ -99,6 +99,8 @@ def initial_state(session: RecoverySession, settings: MenuSettings, now: float) 
     )
     if settings.notice:
         state.message = Message(settings.notice, settings.notice_hint or None, error=True)
+    elif settings.info:
+        state.message = Message(settings.info)
     elif default is None:
         state.message = Message("there is no default boot environment: choose one")
     return state

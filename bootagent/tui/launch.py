@@ -93,12 +93,15 @@ def run_interactive(
     printk: str = PRINTK,
     notice: str = "",
     notice_hint: str = "",
+    info: str = "",
 ) -> MenuResult:
     """The menu; with a `notice` (unattended recovery stopped: a person must decide) it opens with it, under
     a title that says so, and waits without a countdown."""
     settings = settings_for(
         config, params, term=os.environ.get("TERM"), encoding=getattr(sys.stdout, "encoding", None)
     )
+    if info:
+        settings = replace(settings, info=info)
     if notice:
         settings = replace(
             settings,

@@ -29,6 +29,7 @@ class MenuSettings:
     esc_delay: float = 0.35  # seconds to wait for the rest of an ESC sequence (slow serial links split them)
     notice: str = ""  # shown when the menu opens (e.g. why unattended recovery stopped here)
     notice_hint: str = ""
+    info: str = ""  # a line of information shown when the menu opens (the boot counter, a recovery)
 
     @property
     def line_mode(self) -> bool:

@@ -10,11 +10,12 @@ from typing import Any
 
 from bootagent.boot.cmdline import parse_cmdline
 from bootagent.boot.main import Exit, run_agent
+from bootagent.boot.recover import recovery_info
 from bootagent.boot.session import BootDecision, MenuExit, MenuResult
 from bootagent.config import Config, LastResort, Recovery
 from bootagent.errors import RefusedError
 from bootagent.model import Actor, Prop
-from bootagent.recovery.ladder import Attempt
+from bootagent.recovery.ladder import Attempt, LadderState, Recovered
 from bootagent.recovery.store import BootRecord, RecoveryStore
 from tests.unit.boot.test_main import DEV, FakeSession, devices, runner
 
@@ -133,3 +134,19 @@ def test_a_failing_recovery_never_boots_on_into_the_failing_environment(tmp_path
     assert code is Exit.SHELL
     assert "manual intervention needed" in out
     assert not [e for e in session.events if e.startswith("hand_over")]
+
+
+def test_the_menu_a_person_opens_shows_the_counter_and_the_recovery(tmp_path: Path) -> None:
+    params = parse_cmdline("root=ZFS=rpool/ROOT/gamma bootagent=menu bootagent.failed=2 bootagent.limit=3")
+    store = RecoveryStore(tmp_path)
+    assert recovery_info(str(tmp_path), params) == (
+        "boot counter: 2 failed boot(s) in a row (the unattended recovery starts at 3)"
+    )
+    store.save_ladder(LadderState("gamma", 3, "", (Attempt("beta"),), started=1))
+    assert recovery_info(str(tmp_path), params).endswith(
+        "unattended recovery in progress: gamma failed 3 boots; tried beta"
+    )
+    store.end_ladder(Recovered("beta", "gamma", 3, "", (Attempt("beta"),), manual=False, time=5))
+    assert recovery_info(str(tmp_path), parse_cmdline("bootagent=menu")) == (
+        "last recovery: this boot is a fallback to beta after 3 failed boots of gamma"
+    )

@@ -106,7 +106,7 @@ def test_the_menu_has_default_recovery_and_one_entry_per_environment(tmp_path: P
     ]
     assert unattended[1:-2] == first[1:]
     assert unattended[-2:] == ["bootagent=recover", "bootagent.failed=${bootagent_failed}"]
-    assert recovery[-1] == "bootagent=menu"
+    assert recovery[-3:] == ["bootagent=menu", "bootagent.failed=${bootagent_tries}", "bootagent.limit=3"]
     assert alpha[1:3] == [
         "(${bootagent_dev})/ROOT/alpha@/boot/vmlinuz",
         "root=ZFS=${bootagent_pool}/ROOT/alpha",
@@ -135,7 +135,12 @@ def test_cmdline_default_is_not_on_the_recovery_entry() -> None:
     unattended, default, recovery, *others = linux_lines(text)
     assert default[-2:] == ["a=1", "quiet"]
     assert unattended[-3:] == ["a=1", "bootagent=recover", "bootagent.failed=${bootagent_failed}"]
-    assert recovery[-2:] == ["a=1", "bootagent=menu"]
+    assert recovery[-4:] == [
+        "a=1",
+        "bootagent=menu",
+        "bootagent.failed=${bootagent_tries}",
+        "bootagent.limit=3",
+    ]
     assert all(line[-1] == "quiet" for line in others)
 
 
