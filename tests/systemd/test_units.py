@@ -79,3 +79,47 @@ def test_boot_start_runs_early_once_the_file_systems_are_there() -> None:
     assert {"local-fs.target", "zfs-mount.service"} <= words(start, "Unit", "After")
     assert "/boot/grub" in words(start, "Unit", "RequiresMountsFor")
     assert "sysinit.target" in words(start, "Install", "WantedBy")
+
+
+def _install(units: Path, stub: Path) -> None:
+    """The units as `systemctl enable` leaves them: copied, with .wants/.requires links from [Install]."""
+    for name in NAMES:
+        (units / name).write_text((UNITS / name).read_text().replace("/usr/sbin/bootagent", str(stub)))
+        parsed = unit(name)
+        for key, suffix in (("WantedBy", "wants"), ("RequiredBy", "requires")):
+            for target in words(parsed, "Install", key):
+                link = units / f"{target}.{suffix}" / name
+                link.parent.mkdir(exist_ok=True)
+                link.symlink_to(units / name)
+
+
+@pytest.mark.subprocess
+def test_enabled_they_make_no_ordering_cycle_in_a_boot(tmp_path: Path) -> None:
+    """A target is ordered after what it wants: a bless unit after boot-complete.target, pulled in by
+    multi-user.target, with health checks after multi-user.target, is a cycle systemd breaks by dropping
+    a job -- the VM once booted with bless skipped ("Ordering cycle found, skipping"). The boot's
+    transaction is built here from the host's units plus ours, enabled."""
+    stub = tmp_path / "bootagent"
+    stub.write_text("#!/bin/sh\n")
+    stub.chmod(0o755)
+    units = tmp_path / "units"
+    units.mkdir()
+    _install(units, stub)
+    done = subprocess.run(
+        [
+            "systemd-analyze",
+            "verify",
+            "--man=no",
+            "multi-user.target",
+            "sysinit.target",
+            "boot-complete.target",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"SYSTEMD_UNIT_PATH": f"{units}:", "PATH": "/usr/bin:/bin:/usr/sbin:/sbin"},
+    )
+    out = done.stdout + done.stderr
+    assert "cycle" not in out.lower(), out
+    assert "bootagent" not in out, out
+    assert done.returncode == 0, out
