@@ -23,7 +23,7 @@ from bootagent.config import Config, load_config
 from bootagent.errors import BootagentError, ExitCode, RefusedError, UsageError
 from bootagent.model import Actor, CreatedBy
 from bootagent.names import shown, split_target, validate_name
-from bootagent.recovery import lifecycle
+from bootagent.recovery import health, lifecycle
 from bootagent.recovery.lifecycle import RunningSystem
 from bootagent.zfs.interface import ZfsBackend
 
@@ -443,26 +443,30 @@ def cmd_mark_good(ctx: Context, args: argparse.Namespace) -> Output:
     )
 
 
-def _system(ctx: Context, lines: list[str]) -> RunningSystem:
+def _system(ctx: Context) -> RunningSystem:
+    """The running system, saying what it does at once (on stderr: the units send it to the journal and the
+    console), not at the end -- a failed health check reboots the machine right after saying why."""
+
     def say(message: str) -> None:
-        lines.append(message)
-        LOG.info("%s", message)
+        try:
+            sys.stderr.write(message + "\n")
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
 
     return replace(ctx.recovery(ctx), say=say)
 
 
 def cmd_boot_start(ctx: Context, args: argparse.Namespace) -> Output:
-    lines: list[str] = []
-    record = lifecycle.boot_start(_system(ctx, lines))
+    record = lifecycle.boot_start(_system(ctx))
     return Output(
         {"environment": record.environment, "tries": record.tries, "repaired": record.repaired},
-        "\n".join(lines),
+        f"boot counting is armed for this boot of {record.environment}",
     )
 
 
 def cmd_health(ctx: Context, args: argparse.Namespace) -> Output:
-    lines: list[str] = []
-    report = lifecycle.run_health(_system(ctx, lines))
+    report = lifecycle.run_health(_system(ctx))
     data = {
         "passed": report.passed,
         "checks": [
@@ -471,13 +475,14 @@ def cmd_health(ctx: Context, args: argparse.Namespace) -> Output:
         ],
         "skipped": list(report.skipped),
     }
-    return Output(data, "\n".join(lines))
+    return Output(data, health.summary(report))
 
 
 def cmd_bless(ctx: Context, args: argparse.Namespace) -> Output:
-    lines: list[str] = []
-    done = lifecycle.bless(_system(ctx, lines))
-    lines.insert(0, f"{done.environment}: this boot is good; the boot counter is 0")
+    done = lifecycle.bless(_system(ctx))
+    lines = [f"{done.environment}: this boot is good; the boot counter is 0"]
+    if done.recovered is not None:
+        lines.append(done.recovered.describe())
     if done.made_default:
         lines.append(f"{done.environment} is the default now")
     if done.watchdog:

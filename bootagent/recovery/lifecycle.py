@@ -114,7 +114,6 @@ def boot_start(system: RunningSystem) -> BootRecord:
         message = f"{repaired}: written again, with this boot counted as attempt 1; counting goes on"
         system.journal.record("boot-counter", env, Outcome.OK, detail=message)
         system.say(message)
-        LOG.warning("%s", message)
     record = BootRecord(
         boot_id=system.boot_id(), environment=env, started=int(system.clock()), tries=tries, repaired=repaired
     )
@@ -128,7 +127,6 @@ def boot_start(system: RunningSystem) -> BootRecord:
             system.say(system.watchdog.arm(seconds))
         except watchdog.WatchdogError as exc:
             system.say(f"warning: {exc}")
-            LOG.warning("%s", exc)
     return record
 
 
@@ -203,11 +201,8 @@ def bless(system: RunningSystem) -> Blessed:
     except watchdog.WatchdogError as exc:
         LOG.error("%s", exc)
         stopped = f"warning: {exc}"
-    if recovered is not None:
-        message = recovered.describe()
-        LOG.warning("%s", message)
-        system.say(message)
-        write_motd(system.motd, message)
+    if recovered is not None:  # the caller reports it (stdout: the journal of the running system)
+        write_motd(system.motd, recovered.describe())
     return Blessed(env_name, recovered, make_default, stopped)
 
 
