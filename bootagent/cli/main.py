@@ -444,17 +444,21 @@ def cmd_mark_good(ctx: Context, args: argparse.Namespace) -> Output:
 
 
 def _system(ctx: Context) -> RunningSystem:
-    """The running system, saying what it does at once (on stderr: the units send it to the journal and the
-    console), not at the end -- a failed health check reboots the machine right after saying why."""
+    """The running system, saying what it does at once, not at the end (a failed health check reboots the
+    machine right after saying why): stdout for what is done, stderr for what went wrong (the units send
+    stderr to the console too)."""
 
-    def say(message: str) -> None:
-        try:
-            sys.stderr.write(message + "\n")
-            sys.stderr.flush()
-        except (OSError, ValueError):
-            pass
+    def to(stream: TextIO) -> Callable[[str], None]:
+        def write(message: str) -> None:
+            try:
+                stream.write(message + "\n")
+                stream.flush()
+            except (OSError, ValueError):
+                pass
 
-    return replace(ctx.recovery(ctx), say=say)
+        return write
+
+    return replace(ctx.recovery(ctx), say=to(sys.stdout), warn=to(sys.stderr))
 
 
 def cmd_boot_start(ctx: Context, args: argparse.Namespace) -> Output:

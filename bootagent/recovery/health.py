@@ -101,7 +101,10 @@ def run_checks(
     timeout: float = CHECK_TIMEOUT,
     clock: Callable[[], float] = time.monotonic,
     say: Callable[[str], None] = lambda _m: None,
+    warn: Callable[[str], None] | None = None,
 ) -> HealthReport:
+    """Run the checks; `say` what passes, `warn` what fails (default: `say` too)."""
+    loud = warn or say
     checks, skipped = discover(directory)
     for line in skipped:
         say(f"skipped {line}")
@@ -124,9 +127,10 @@ def run_checks(
         result = CheckResult(path.name, need, passed, detail, output[-2000:], clock() - started)
         results.append(result)
         verdict = "passed" if passed else "FAILED"
-        say(f"{need.value} check {path.name}: {verdict} ({detail}, {result.seconds:.1f} s)")
+        tell = say if passed else loud
+        tell(f"{need.value} check {path.name}: {verdict} ({detail}, {result.seconds:.1f} s)")
         for line in output.splitlines()[-20:]:
-            say(f"  {path.name}: {line}")
+            tell(f"  {path.name}: {line}")
     return HealthReport(tuple(results), tuple(skipped))
 
 

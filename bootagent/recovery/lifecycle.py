@@ -77,7 +77,8 @@ class RunningSystem:
     motd: str = MOTD
     boot_id: Callable[[], str] = read_boot_id
     clock: Callable[[], float] = time.time
-    say: Callable[[str], None] = lambda _m: None
+    say: Callable[[str], None] = lambda _m: None  # what is done (the journal)
+    warn: Callable[[str], None] = lambda _m: None  # what went wrong (the journal and the console)
 
     def running(self) -> str:
         inv = self.envs.inventory()
@@ -113,7 +114,7 @@ def boot_start(system: RunningSystem) -> BootRecord:
         system.boot.set_counter("1", default=active if not sound else None)
         message = f"{repaired}: written again, with this boot counted as attempt 1; counting goes on"
         system.journal.record("boot-counter", env, Outcome.OK, detail=message)
-        system.say(message)
+        system.warn(message)
     record = BootRecord(
         boot_id=system.boot_id(), environment=env, started=int(system.clock()), tries=tries, repaired=repaired
     )
@@ -126,14 +127,14 @@ def boot_start(system: RunningSystem) -> BootRecord:
         try:
             system.say(system.watchdog.arm(seconds))
         except watchdog.WatchdogError as exc:
-            system.say(f"warning: {exc}")
+            system.warn(f"warning: {exc}")
     return record
 
 
 # --- health --------------------------------------------------------------------------------------------
 def run_health(system: RunningSystem) -> health.HealthReport:
     env = system.running()
-    report = health.run_checks(system.runner, system.checks_dir, say=system.say)
+    report = health.run_checks(system.runner, system.checks_dir, say=system.say, warn=system.warn)
     record = system.record() or BootRecord(
         boot_id=system.boot_id(), environment=env, started=int(system.clock()), tries=None
     )
@@ -145,7 +146,7 @@ def run_health(system: RunningSystem) -> health.HealthReport:
     )
     system.store.save_boot(record)
     summary = health.summary(report)
-    system.say(summary)
+    (system.say if report.passed else system.warn)(summary)
     if report.passed:
         if report.failed_wanted:
             system.journal.record("health", env, Outcome.OK, detail=summary)
@@ -154,10 +155,10 @@ def run_health(system: RunningSystem) -> health.HealthReport:
     reboot = system.config.recovery.required_check_failure is CheckFailure.REBOOT
     message = f"this boot of {env} failed: {record.reason}"
     if reboot:
-        system.say(f"{message}; rebooting now (recovery.required_check_failure: reboot)")
+        system.warn(f"{message}; rebooting now (recovery.required_check_failure: reboot)")
         system.runner(["systemctl", "reboot", "--no-block"], check=False, timeout=60)
     else:
-        system.say(f"{message}; the system stays up, not blessed (recovery.required_check_failure: wait)")
+        system.warn(f"{message}; the system stays up, not blessed (recovery.required_check_failure: wait)")
     raise HealthFailed(message, hint="see 'journalctl -u bootagent-health.service'")
 
 
@@ -201,7 +202,8 @@ def bless(system: RunningSystem) -> Blessed:
     except watchdog.WatchdogError as exc:
         LOG.error("%s", exc)
         stopped = f"warning: {exc}"
-    if recovered is not None:  # the caller reports it (stdout: the journal of the running system)
+    if recovered is not None:
+        system.warn(recovered.describe())
         write_motd(system.motd, recovered.describe())
     return Blessed(env_name, recovered, make_default, stopped)
 
