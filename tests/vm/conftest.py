@@ -21,11 +21,18 @@ REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "artifacts" / "vm"
 
 
+def _boots(item: pytest.Item) -> int:
+    marker = item.get_closest_marker("boots")
+    return int(marker.args[0]) if marker is not None and marker.args else 0
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     here = Path(__file__).parent
     for item in items:
         if here in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.vm)
+    # the scenarios that boot most first: two guests side by side then finish together, not one long one last
+    items.sort(key=lambda item: -_boots(item))
 
 
 @pytest.hookimpl(hookwrapper=True)

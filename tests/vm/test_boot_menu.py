@@ -77,6 +77,7 @@ def test_boot_a_snapshot_as_a_new_environment(machine: Machine) -> None:
     assert '"target": "beta-s2"' in journal
 
 
+@pytest.mark.boots(2)
 def test_roll_back_two_steps_then_forward_again(booted: Machine) -> None:
     machine = booted
     for step, name in ((5, "c1"), (6, "c2")):  # two checkpoints, then a newer state

@@ -46,6 +46,7 @@ def guest(booted: Machine) -> Machine:
     return booted
 
 
+@pytest.mark.boots(2)
 def test_list_status_checkpoint_create_mount_diff_keep_destroy_prune(guest: Machine) -> None:
     m = guest
     # list: what zfs says, with the boot state
@@ -152,6 +153,7 @@ def test_list_status_checkpoint_create_mount_diff_keep_destroy_prune(guest: Mach
     assert "/tmp/bad.yaml:1:7" in out
 
 
+@pytest.mark.boots(2)
 def test_rollback_two_steps_roll_forward_and_destructive_rollback(guest: Machine) -> None:
     m = guest
     # checkpoints taken by bootagent itself (the image's own snapshots predate the package, so an

@@ -29,6 +29,7 @@ def reboot(machine: Machine) -> None:
     machine.wait_for_boot()
 
 
+@pytest.mark.boots(3)
 def test_once_then_default_then_invalid_values_then_another_kernel(booted: Machine) -> None:
     m = booted
     beta_kernel = m.check("uname -r").strip()

@@ -94,9 +94,8 @@ def fall_back_to_beta(m: Machine, failing: str, *, expect_reason: str | None) ->
     assert ("recovery", "beta") in automatic
 
 
-def test_a_failing_health_check_falls_back_and_a_failed_trial_goes_back_to_the_default(
-    booted: Machine,
-) -> None:
+@pytest.mark.boots(3)
+def test_a_failing_health_check_falls_back_to_the_last_known_good(booted: Machine) -> None:
     m = booted
     set_limit(m, LIMIT)
     new_environment(m, "gamma2", FAILING_CHECK)
@@ -108,8 +107,14 @@ def test_a_failing_health_check_falls_back_and_a_failed_trial_goes_back_to_the_d
     assert attempts(m, start, "gamma2") == [1, 2]  # exactly LIMIT attempts, then the recovery
     assert "required check web.sh failed; rebooting now" in m.log_path.read_text(errors="replace")[start:]
 
-    # a one-shot trial that fails: back on the default after one attempt, and no recovery -- the good boot
-    # before reset the counter, so one failure is one failure
+
+@pytest.mark.boots(2)
+def test_a_failed_trial_goes_back_to_the_default_and_one_failure_is_no_ladder(booted: Machine) -> None:
+    """A one-shot trial that fails: back on the default after one attempt, and no recovery -- the good boot
+    before (the one the saved state was made in) reset the counter, so one failure is one failure."""
+    m = booted
+    set_limit(m, LIMIT)
+    assert status(m)["boot_counting"]["tries"] == 0
     new_environment(m, "trial", FAILING_CHECK)
     m.check("bootagent activate --once trial")
     start = log_size(m)
@@ -123,6 +128,7 @@ def test_a_failing_health_check_falls_back_and_a_failed_trial_goes_back_to_the_d
     assert status(m)["boot_counting"]["tries"] == 0
 
 
+@pytest.mark.boots(3)
 def test_nothing_good_left_stops_at_the_manual_intervention_screen(booted: Machine) -> None:
     m = booted
     set_limit(m, LIMIT)
@@ -146,6 +152,7 @@ def test_nothing_good_left_stops_at_the_manual_intervention_screen(booted: Machi
     assert attempts(m, start, "beta") == [1, 2]
 
 
+@pytest.mark.boots(6)
 def test_a_kernel_panic_and_a_hang_are_counted_and_recovered(booted: Machine) -> None:
     m = booted
     set_limit(m, LIMIT)
@@ -194,6 +201,7 @@ def test_a_kernel_panic_and_a_hang_are_counted_and_recovered(booted: Machine) ->
     assert "Kernel panic" not in between
 
 
+@pytest.mark.boots(4)
 def test_a_missing_or_corrupt_grubenv_and_a_power_cut_in_bless(booted: Machine) -> None:
     from tests.vm.test_cli_power_cut import cut_after_intent
 
