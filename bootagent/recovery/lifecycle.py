@@ -177,7 +177,7 @@ def bless(system: RunningSystem) -> Blessed:
     if record is not None and record.health == "failed":
         raise RefusedError(
             f"this boot failed its required health checks ({record.reason}); it is not blessed",
-            hint="fix the check's cause and reboot, or run 'bootagent mark-good' to override",
+            hint="fix what the check found and reboot (see 'journalctl -u bootagent-health.service')",
         )
     ladder = system.store.ladder()
     now = int(system.clock())
