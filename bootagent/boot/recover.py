@@ -93,11 +93,7 @@ def mark_failed(envs: BootEnvironments, journal: Journal, name: str, why: str, n
 
 
 def describe(step: Step) -> str:
-    if step.kind is StepKind.BOOT:
-        return f"booting {step.environment}, {step.why}"
-    if step.kind is StepKind.RESET:
-        return step.why
-    return step.why
+    return f"booting {step.environment}, {step.why}" if step.kind is StepKind.BOOT else step.why
 
 
 def run_ladder(

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 BLESS_UNIT = "bootagent-bless.service"
 WIRED_UNITS = ("bootagent-boot-start.service", "bootagent-health.service", BLESS_UNIT)
+WIRED = ("enabled", "static", "enabled-runtime", "alias", "indirect")  # `systemctl is-enabled` says it runs
 
 
 @dataclass
@@ -83,14 +84,14 @@ def recovery_status(ctx: Context) -> RecoveryStatus:
         from bootagent.cli.render import when
 
         status.lines.append(f"last recovery:   {when(last.time)}: {last.describe()}")
-    if units.get(BLESS_UNIT) not in ("enabled", "static", "enabled-runtime", "alias", "indirect"):
+    if units.get(BLESS_UNIT) not in WIRED:
         status.lines.append(
             f"warning: GRUB counts every boot but {BLESS_UNIT} is {units.get(BLESS_UNIT)}: nothing marks a "
             f"boot good, so after {limit} ordinary boots the machine starts the unattended recovery "
             f"(hint: systemctl enable {BLESS_UNIT})"
         )
     for unit in WIRED_UNITS[:2]:
-        if units.get(unit) not in ("enabled", "static", "enabled-runtime", "alias", "indirect", "unknown"):
+        if units.get(unit) not in (*WIRED, "unknown"):
             status.lines.append(f"warning: {unit} is {units.get(unit)} (hint: systemctl enable {unit})")
     if ctx.config.recovery.boot_timeout > 0 and not dog:
         status.lines.append(
