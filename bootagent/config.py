@@ -45,6 +45,7 @@ from yaml.nodes import CollectionNode, MappingNode, Node, ScalarNode, SequenceNo
 from bootagent.errors import ConfigError, ConfigProblem
 from bootagent.model import CreatedBy, validate_name
 from bootagent.names import PUNCTUATION
+from bootagent.reset.password import hash_problem
 
 LOG = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ class Tristate(StrEnum):
 @dataclass(frozen=True)
 class Layout:
     root: str = "ROOT"  # boot environments are <pool>/<root>/<name>
-    factory: str = "FACTORY"  # the factory baseline is <pool>/<factory>/system@<factory_snapshot>
+    factory: str = "FACTORY"  # the baselines: <pool>/<factory>/<release>/system@<factory_snapshot>, ...
     factory_snapshot: str = "factory"
     config_datasets: tuple[str, ...] = ("config",)  # returned to @factory by a keep-data reset
     state_dataset: str = "bootagent"  # the agent's persistent state; no reset erases it
@@ -135,6 +136,28 @@ class Journal:
 
 
 @dataclass(frozen=True)
+class Reset:
+    keep_environments: bool = True  # keep-data: the old environments stay (False: they are removed)
+    erase_unclassified: bool = False  # erase-all: also destroy datasets that are no known kind
+
+
+@dataclass(frozen=True)
+class Protection:
+    password_pbkdf2: str = ""  # grub.pbkdf2.sha512...; empty: no password
+    user: str = "root"  # GRUB's superuser name
+    grub: bool = True  # the destructive GRUB entries need the password (GRUB's superusers)
+    agent: bool = True  # the agent's resets and shell need it
+
+    @property
+    def grub_protected(self) -> bool:
+        return bool(self.password_pbkdf2) and self.grub
+
+    @property
+    def agent_protected(self) -> bool:
+        return bool(self.password_pbkdf2) and self.agent
+
+
+@dataclass(frozen=True)
 class Config:
     pool: str | None = None  # None = auto
     layout: Layout = field(default_factory=Layout)
@@ -147,6 +170,8 @@ class Config:
     recovery: Recovery = field(default_factory=Recovery)
     console: Console = field(default_factory=Console)
     journal: Journal = field(default_factory=Journal)
+    reset: Reset = field(default_factory=Reset)
+    protection: Protection = field(default_factory=Protection)
     source: str | None = None  # the file this was read from; None = built-in defaults
 
     def root_container(self, pool: str) -> str:
@@ -161,13 +186,9 @@ class Config:
     def state_dataset(self, pool: str) -> str:
         return f"{pool}/{self.layout.state_dataset}"
 
-    def factory_dataset(self, pool: str) -> str:
-        """The factory baseline dataset: <pool>/<factory>/system."""
-        return f"{pool}/{self.layout.factory}/system"
-
-    def factory_snapshot_name(self, pool: str) -> str:
-        """The factory baseline snapshot: <pool>/<factory>/system@<factory_snapshot>."""
-        return f"{self.factory_dataset(pool)}@{self.layout.factory_snapshot}"
+    def factory_container(self, pool: str) -> str:
+        """Where the factory baselines live: <pool>/<factory>/<release>/... (bootagent.reset.baseline)."""
+        return f"{pool}/{self.layout.factory}"
 
     def config_dataset_names(self, pool: str) -> tuple[str, ...]:
         return tuple(f"{pool}/{name}" for name in self.layout.config_datasets)
@@ -562,6 +583,26 @@ _SECTIONS: Final[dict[str, tuple[Any, dict[str, _Check]]]] = {
         },
     ),
     "journal": (Journal, {"max_entries": lambda c, k, n: c.integer(k, n, 100, 1000000)}),
+    "reset": (Reset, {"keep_environments": _Checker.boolean, "erase_unclassified": _Checker.boolean}),
+    "protection": (
+        Protection,
+        {
+            "password_pbkdf2": lambda c, k, n: c.string(
+                k, n, "a grub-mkpasswd-pbkdf2 hash", lambda t: None if t == "" else hash_problem(t), "hash"
+            ),
+            "user": lambda c, k, n: c.string(
+                k,
+                n,
+                "a user name",
+                lambda t: None
+                if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]{0,31}", t)
+                else "letters, digits, _ -",
+                "user name",
+            ),
+            "grub": _Checker.boolean,
+            "agent": _Checker.boolean,
+        },
+    ),
 }
 
 _TOP: Final[dict[str, _Check]] = {
@@ -586,6 +627,8 @@ _TOP_ORDER: Final = (
     "recovery",
     "console",
     "journal",
+    "reset",
+    "protection",
 )
 _ALL_KEYS: Final = [*_TOP_ORDER] + [f"{s}.{k}" for s, (_, keys) in _SECTIONS.items() for k in keys]
 _KEYS_BY_NAME: Final = {  # 'rows' -> ['console.rows']

@@ -44,6 +44,8 @@ class Node:
     user_props: dict[str, str] = field(default_factory=dict)
     holds: set[str] = field(default_factory=set)
     files: dict[str, str] = field(default_factory=dict)
+    native: dict[str, str] = field(default_factory=dict)  # other local native properties (compression, ...)
+    guid: int = 0
 
 
 class FakeZfs:
@@ -71,7 +73,7 @@ class FakeZfs:
 
     def add_fs(self, name: str, **kw: object) -> Node:
         creation, txg = self._tick()
-        node = Node(name=name, kind=DatasetKind.FILESYSTEM, creation=creation, createtxg=txg)
+        node = Node(name=name, kind=DatasetKind.FILESYSTEM, creation=creation, createtxg=txg, guid=txg * 7919)
         for key, value in kw.items():
             setattr(node, key, value)
         self.nodes[name] = node
@@ -213,7 +215,10 @@ class FakeZfs:
         node = self._need(name)
         self.calls.append(("set_native", name, *sorted(f"{k}={v}" for k, v in props.items())))
         for key, value in props.items():
-            setattr(node, key, value)
+            if key in ("mountpoint", "canmount"):
+                setattr(node, key, value)
+            else:
+                node.native[key] = value
 
     def set_user(self, name: str, props: Mapping[str, str]) -> None:
         self._fail("set_user")
@@ -323,6 +328,66 @@ class FakeZfs:
         out += [DiffEntry(DiffChange.MODIFIED, p) for p in sorted(a.keys() & b.keys()) if a[p] != b[p]]
         return out
 
+    # --- ZfsBackend: for the factory reset --------------------------------------------------------------
+    def properties(self, name: str) -> Mapping[str, str]:
+        node = self._need(name)
+        out = dict(node.native)
+        out.update(node.user_props)
+        if node.kind is DatasetKind.FILESYSTEM:
+            if node.mountpoint is not None:
+                out["mountpoint"] = node.mountpoint
+            if node.canmount not in (None, "on"):
+                out["canmount"] = node.canmount or ""
+        out.setdefault("encryption", "off")
+        out.setdefault("keyformat", "none")
+        out.setdefault("keylocation", "none")
+        out.setdefault("encryptionroot", name if out["encryption"] != "off" else "-")
+        out["guid"] = str(node.guid or node.createtxg * 7919)
+        out["type"] = node.kind.value
+        return out
+
+    def create(self, name: str, props: Mapping[str, str]) -> None:
+        self._fail("create")
+        check_zfs_name(name)
+        self._need(name.rpartition("/")[0])
+        if name in self.nodes:
+            raise RefusedError(f"cannot create '{name}': dataset already exists")
+        if props.get("encryption", "off") != "off" and not props.get("keylocation", "").startswith("file://"):
+            raise ZfsError(f"cannot create '{name}': no key (keylocation must be a file here)")
+        self.calls.append(("create", name))
+        native = {k: v for k, v in props.items() if ":" not in k and k not in ("mountpoint", "canmount")}
+        user = {k: v for k, v in props.items() if ":" in k}
+        self.add_fs(
+            name,
+            mountpoint=props.get("mountpoint"),
+            canmount=props.get("canmount", "on"),
+            native=native,
+            user_props=user,
+        )
+
+    def copy(self, snapshot: str, target: str, props: Mapping[str, str]) -> None:
+        self._fail("copy")
+        src = self._need(snapshot)
+        target, _, snap_name = target.partition("@")
+        self._need(target.rpartition("/")[0])
+        if target in self.nodes:
+            raise RefusedError(f"cannot receive new filesystem stream: destination '{target}' exists")
+        self.calls.append(("copy", snapshot, target))
+        native = {k: v for k, v in props.items() if ":" not in k and k not in ("mountpoint", "canmount")}
+        self.add_fs(
+            target,
+            mountpoint=props.get("mountpoint"),
+            canmount=props.get("canmount", "on"),
+            native=native,
+            user_props={k: v for k, v in props.items() if ":" in k},
+            files=dict(src.files),
+        )
+        self.add_snap(f"{target}@{snap_name or snapshot.split('@', 1)[1]}")
+
+    def wipe_free_space(self, pool: str) -> None:
+        self._fail("wipe")
+        self.calls.append(("wipe", pool))
+
     # --- helpers for tests ---------------------------------------------------------------------------
     def changes(self) -> list[tuple[str, ...]]:
         return [c for c in self.calls if c[0] not in {"mount", "unmount"}]
@@ -354,10 +419,8 @@ def reference_pool(zfs: FakeZfs | None = None) -> FakeZfs:
                 },
             )
         z.nodes[f"rpool/ROOT/{be}"].files["/etc/step"] = "4"
-    z.add_fs("rpool/FACTORY", canmount="off")
-    z.add_fs("rpool/FACTORY/system")
-    z.add_snap("rpool/FACTORY/system@factory", holds={"org.bootagent.factory"})
-    z.add_fs("rpool/config", mountpoint="/etc/appliance")
+    z.add_fs("rpool/FACTORY", canmount="off", mountpoint="none")
+    z.add_fs("rpool/config", mountpoint="/etc/appliance", files={"/appliance.conf": "name=factory"})
     z.add_fs("rpool/bootagent", mountpoint="/var/lib/bootagent")
     z.bootfs = "rpool/ROOT/beta"
     z.mounted["/"] = "rpool/ROOT/beta"

@@ -180,6 +180,18 @@ class ZfsSystem:
     def set_bootfs(self, pool: str, dataset: str) -> None:
         self.cli.set_bootfs(pool, dataset)
 
+    def properties(self, name: str) -> Mapping[str, str]:
+        return self.cli.properties(name)
+
+    def create(self, name: str, props: Mapping[str, str]) -> None:
+        self.cli.create(name, props)
+
+    def copy(self, snapshot: str, target: str, props: Mapping[str, str]) -> None:
+        self.cli.copy(snapshot, target, props)
+
+    def wipe_free_space(self, pool: str) -> None:
+        self.cli.wipe_free_space(pool)
+
     # --- pools (not part of ZfsBackend) ----------------------------------------------------------------
     def import_pool(self, pool: str, *, readonly: bool, altroot: str | None = None) -> None:
         self.cli.import_pool(pool, readonly=readonly, altroot=altroot)

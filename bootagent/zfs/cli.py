@@ -44,6 +44,10 @@ LIST_COLUMNS = (
 )
 POOL_COLUMNS = ("name", "health", "size", "free", "readonly", "bootfs")
 UNSET = "-"
+# reported by properties() whatever their source: what identifies a dataset and how it is encrypted
+ALWAYS_PROPS = frozenset({"guid", "type", "encryption", "keyformat", "keylocation", "encryptionroot"})
+COPY_TIMEOUT = 4 * 3600.0  # a full copy of a root file system (the factory baseline), on a slow disk
+WIPE_TIMEOUT = 24 * 3600.0  # overwriting every free block of a large pool
 
 # (stderr fragment, error class, hint). The first match wins; fragments are from OpenZFS 2.1/2.3 libzfs.
 _STDERR_RULES: tuple[tuple[str, type[BootagentError], str | None], ...] = (
@@ -443,6 +447,49 @@ class ZfsCli:
         """Read-only: a file system with `zfsutil` (whatever its mountpoint property), a snapshot without."""
         options = "ro" if _is_snapshot(name) else "ro,zfsutil"
         self._run(["mount", "-t", "zfs", "-o", options, name, path], what=f"mounting {name} at {path}")
+
+    # --- for the factory reset -------------------------------------------------------------------------
+    def properties(self, name: str) -> dict[str, str]:
+        """`zfs get all`: what is set locally (or was received), and the identity and encryption ones."""
+        result = self._run(
+            ["zfs", "get", "-H", "-p", "-o", "property,value,source", "all", name],
+            what=f"reading the properties of {name}",
+        )
+        out: dict[str, str] = {}
+        for line in result.stdout.splitlines():
+            fields = line.split("\t")
+            if len(fields) != 3:
+                continue
+            prop, value, source = fields
+            if prop in ALWAYS_PROPS or source in ("local", "received"):
+                out[prop] = value
+        return out
+
+    def create(self, name: str, props: Mapping[str, str]) -> None:
+        self._run(["zfs", "create", *_props_args("-o", props), name], what=f"creating {name}")
+
+    def copy(self, snapshot: str, target: str, props: Mapping[str, str]) -> None:
+        """`zfs send SNAP | zfs receive -u -o ... TARGET` (bash for pipefail: a failed send fails it)."""
+        script = (
+            'set -o pipefail; snap=$1; target=$2; shift 2; zfs send "$snap" | zfs receive -u "$@" "$target"'
+        )
+        try:
+            self._runner(
+                ["bash", "-c", script, "copy", snapshot, target, *_props_args("-o", props)],
+                timeout=COPY_TIMEOUT,
+            )
+        except CommandError as exc:
+            raise translate_command_error(exc, what=f"copying {snapshot} to {target}") from None
+
+    def wipe_free_space(self, pool: str) -> None:
+        for verb in ("initialize", "trim"):
+            try:
+                self._runner(["zpool", verb, "-w", pool], timeout=WIPE_TIMEOUT)
+            except CommandError as exc:
+                if verb == "trim" and "trim operations are not supported" in exc.stderr.lower():
+                    LOG.info("the devices of %s do not support trim; free space was overwritten only", pool)
+                    continue
+                raise translate_command_error(exc, what=f"zpool {verb} {pool}") from None
 
     def unmount(self, path: str) -> None:
         self._run(["umount", path], what=f"unmounting {path}")

@@ -113,3 +113,22 @@ class ZfsBackend(Protocol):
     def diff(self, older: str, newer: str) -> list[DiffEntry]:
         """`zfs diff` between a snapshot and a later snapshot or the file system itself."""
         ...
+
+    # --- for the factory reset -----------------------------------------------------------------------
+    def properties(self, name: str) -> Mapping[str, str]:
+        """The properties set on `name` itself (source local or received), native and user, plus `guid`,
+        `type`, `encryption`, `keyformat`, `keylocation` and `encryptionroot` whatever their source."""
+        ...
+
+    def create(self, name: str, props: Mapping[str, str]) -> None:
+        """A new empty file system with these properties (an encrypted one needs keylocation=file://...)."""
+        ...
+
+    def copy(self, snapshot: str, target: str, props: Mapping[str, str]) -> None:
+        """A full copy of `snapshot` as a new file system (send | receive, not mounted) with these
+        properties; `target` is FS@SNAP, the new file system and the name of its one snapshot."""
+        ...
+
+    def wipe_free_space(self, pool: str) -> None:
+        """Overwrite the pool's free space (zpool initialize), then discard it (zpool trim); waits."""
+        ...

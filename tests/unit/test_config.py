@@ -109,8 +109,7 @@ def test_dataset_helpers() -> None:
     assert config.root_container("rpool") == "rpool/ROOT"
     assert config.environment_dataset("rpool", "debian-12") == "rpool/ROOT/debian-12"
     assert config.state_dataset("rpool") == "rpool/bootagent"
-    assert config.factory_dataset("rpool") == "rpool/FACTORY/system"
-    assert config.factory_snapshot_name("rpool") == "rpool/FACTORY/system@factory"
+    assert config.factory_container("rpool") == "rpool/FACTORY"
     assert config.config_dataset_names("rpool") == ("rpool/config",)
     assert config.customer_dataset_names("rpool") == ("rpool/data", "rpool/data/db")
 
