@@ -23,6 +23,11 @@ from bootagent.grubenv import Grubenv, GrubenvFile
 from bootagent.journal import Journal, JournalEntry
 from bootagent.model import Actor, CreatedBy, split_target
 from bootagent.names import name_problem, shown
+from bootagent.reset.plan import ResetMode, ResetPlan
+from bootagent.reset.run import ResetTarget, set_flag
+from bootagent.reset.service import prepare, resume
+from bootagent.reset.service import start as start_reset
+from bootagent.reset.store import ResetStore
 from bootagent.runner import Runner, run
 from bootagent.zfs.backend import ZfsSystem
 from bootagent.zfs.cli import ZfsCli
@@ -295,6 +300,68 @@ class EarlyBootSession:
         result = envs.roll_forward(environment, steps=steps)
         self._inventory = None
         return result
+
+    # --- the factory reset ----------------------------------------------------------------------------
+    def reset_target(self, progress: Progress, actor: Actor = Actor.AGENT) -> ResetTarget:
+        envs = self.envs(progress, write=True)
+        return ResetTarget(
+            zfs=envs.zfs,
+            boot=envs.boot,
+            journal=self._journal(actor),
+            state_directory=self.state_directory(),
+            progress=progress,
+        )
+
+    def plan_reset(
+        self,
+        mode: ResetMode,
+        *,
+        actor: Actor = Actor.AGENT,
+        reason: str = "",
+        secure: bool = False,
+        release: str | None = None,
+    ) -> ResetPlan:
+        return prepare(
+            self.zfs,
+            self.config,
+            self.pool,
+            mode,
+            release=release,
+            actor=actor.value,
+            secure=secure,
+            reason=reason,
+        )
+
+    def factory_reset(self, plan: ResetPlan, progress: Progress, actor: Actor = Actor.AGENT) -> BootDecision:
+        """Carry the reset out on the pool imported read-write, then decide to boot its environment."""
+        if self.state_directory() != self.paths.state_mount:
+            raise RefusedError(
+                f"the state dataset {self.config.state_dataset(self.pool)} is not mounted: a reset could not "
+                "be carried on after a power cut, so none is started",
+                hint="create it (zfs create -o mountpoint=/var/lib/bootagent POOL/bootagent) and try again",
+            )
+        target = self.reset_target(progress, actor)
+        start_reset(target, plan)
+        return self._after_reset(plan)
+
+    def resume_reset(self, progress: Progress) -> BootDecision | None:
+        """Carry on a reset a power cut interrupted (it was confirmed when it began), if there is one."""
+        if ResetStore(self.state_directory()).plan() is None:
+            return None
+        target = self.reset_target(progress, Actor.AUTOMATIC)
+        plan = resume(target)
+        return self._after_reset(plan) if plan is not None else None
+
+    def _after_reset(self, plan: ResetPlan) -> BootDecision:
+        self._inventory = None
+        return self.boot(plan.new_environment)
+
+    def reset_store(self) -> ResetStore:
+        return ResetStore(self.state_directory())
+
+    def clear_reset_flag(self, progress: Progress) -> None:
+        """A GRUB flag with nothing to carry on (it could not be cleared at the end): clear it now."""
+        set_flag(self.envs(progress, write=True).boot, None)
 
     # --- the hand-over -------------------------------------------------------------------------------
     def hand_over(self, decision: BootDecision) -> None:

@@ -7,10 +7,13 @@ Parameters bootagent reads (everything else is ignored):
                                  unattended recovery after too many failed boots; off/absent: nothing
   bootagent.action=<action>      an action to run without a person (same safety rules as the menu):
                                    boot:<env>  boot-snapshot:<env>@<snap>  rollback[:<steps>]  rollforward
+                                   reset-keep-data (erase-all is never done without a person)
   bootagent.timeout=<seconds>    the menu countdown (overrides the config)
   bootagent.failed=<n>           the failed boots in a row GRUB counted (recover mode, and the recovery menu)
   bootagent.limit=<n>            GRUB's boot-count limit (the recovery menu shows the counter against it)
   bootagent.rows=<n> bootagent.cols=<n>   the size of a serial console that cannot report its own
+  bootagent.reset=keep-data|erase-all|resume   with bootagent=reset: the factory reset GRUB's entry chose
+                                 (asked for with its typed word), or carry on the one under way
   bootagent.kexec=1              set on a kernel the agent kexec'ed: do not show the menu again, just boot
   console=<dev>[,<options>]      the LAST one is the controlling console
   bootagent.debug                verbose logging
@@ -26,6 +29,7 @@ from enum import StrEnum
 from bootagent.errors import InvalidNameError
 from bootagent.model import split_target, validate_name
 
+RESET_CHOICES = ("keep-data", "erase-all", "resume")
 SERIAL_PREFIXES = ("ttyS", "ttyAMA", "ttyUSB", "ttyACM", "hvc", "ttysclp")
 
 
@@ -34,6 +38,7 @@ class AgentMode(StrEnum):
     MENU = "menu"
     AUTO = "auto"
     RECOVER = "recover"  # GRUB's default entry at the boot-count limit: the unattended recovery ladder
+    RESET = "reset"  # a factory reset: chosen in GRUB (bootagent.reset=MODE), or one under way (=resume)
 
 
 class ActionKind(StrEnum):
@@ -41,6 +46,7 @@ class ActionKind(StrEnum):
     BOOT_SNAPSHOT = "boot-snapshot"
     ROLLBACK = "rollback"
     ROLLFORWARD = "rollforward"
+    RESET_KEEP_DATA = "reset-keep-data"  # unattended: only the reset that keeps the customer's data
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,7 @@ class BootParams:
     limit: int | None = None  # bootagent.limit: GRUB's boot-count limit (on the recovery menu entry)
     kexeced: bool = False
     debug: bool = False
+    reset: str | None = None  # bootagent.reset: keep-data, erase-all or resume
     problems: tuple[str, ...] = ()
 
     @property
@@ -158,7 +165,7 @@ def parse_cmdline(text: str) -> BootParams:
             mode = AgentMode(values["bootagent"])
         except ValueError:
             problems.append(
-                f"bootagent={values['bootagent']!r}: expected menu, auto, recover or off; using menu"
+                f"bootagent={values['bootagent']!r}: expected menu, auto, recover, reset or off; using menu"
             )
             mode = AgentMode.MENU
     elif "bootagent" in flags:
@@ -179,8 +186,17 @@ def parse_cmdline(text: str) -> BootParams:
     if action is not None and mode is AgentMode.OFF:
         mode = AgentMode.AUTO
 
+    reset = values.get("bootagent.reset")
+    if reset is not None and reset not in RESET_CHOICES:
+        problems.append(f"bootagent.reset={reset!r}: expected {', '.join(RESET_CHOICES)}; ignored")
+        reset = None
+    if mode is AgentMode.RESET and reset is None:
+        problems.append("bootagent=reset without a valid bootagent.reset: the menu instead")
+        mode = AgentMode.MENU
+
     return BootParams(
         raw=text,
+        reset=reset,
         mode=mode,
         root=root,
         pool=pool,
@@ -219,6 +235,11 @@ def kernel_quote(word: str) -> str:
     return f'"{word}"'
 
 
+AGENT_ONE_SHOT = frozenset(
+    {"bootagent", "bootagent.action", "bootagent.failed", "bootagent.limit", "bootagent.reset"}
+)
+
+
 def cmdline_for(params: BootParams, *, root: str, drop_agent: bool, kexeced: bool) -> str:
     """A command line for booting `root` (a dataset): the same arguments, split and quoted by the kernel's
     own rules, with every root= removed and the chosen one last (the kernel and initramfs-tools' /init both
@@ -232,7 +253,7 @@ def cmdline_for(params: BootParams, *, root: str, drop_agent: bool, kexeced: boo
         key = word.partition("=")[0]
         if key in {"root", "bootagent.kexec", "BOOT_IMAGE", "bootfs"}:
             continue
-        if drop_agent and key in {"bootagent", "bootagent.action", "bootagent.failed", "bootagent.limit"}:
+        if drop_agent and key in AGENT_ONE_SHOT:
             continue
         kept.append(word)
     kept.append(f"root=ZFS={root}")

@@ -19,12 +19,15 @@ from typing import ClassVar, Protocol, TextIO
 from bootagent.boot.agent import EarlyBootSession
 from bootagent.boot.cmdline import ActionKind, AgentMode, BootParams, CmdlineAction, parse_cmdline
 from bootagent.boot.devices import PoolDevice, wait_for_pool_devices
-from bootagent.boot.recover import recovery_info, run_ladder
+from bootagent.boot.recover import announce, recovery_info, run_ladder
 from bootagent.boot.session import BootDecision, MenuExit, MenuResult, Progress, RecoverySession
 from bootagent.config import Config, load_config
 from bootagent.environments import BootEnvironments
 from bootagent.errors import BootagentError
 from bootagent.journal import Journal
+from bootagent.model import Actor
+from bootagent.reset.plan import ResetMode, ResetPlan
+from bootagent.reset.store import ResetStore, UnreadableState
 from bootagent.runner import Runner, run
 
 LOG = logging.getLogger("bootagent.boot")
@@ -54,6 +57,26 @@ class AgentSession(RecoverySession, Protocol):
     def hand_over(self, decision: BootDecision) -> None: ...
 
     def boot_own_kernel(self, decision: BootDecision) -> None: ...
+
+    def plan_reset(
+        self,
+        mode: ResetMode,
+        *,
+        actor: Actor = Actor.AGENT,
+        reason: str = "",
+        secure: bool = False,
+        release: str | None = None,
+    ) -> ResetPlan: ...
+
+    def factory_reset(
+        self, plan: ResetPlan, progress: Progress, actor: Actor = Actor.AGENT
+    ) -> BootDecision: ...
+
+    def resume_reset(self, progress: Progress) -> BootDecision | None: ...
+
+    def reset_store(self) -> ResetStore: ...
+
+    def clear_reset_flag(self, progress: Progress) -> None: ...
 
 
 class KmsgHandler(logging.Handler):
@@ -108,6 +131,11 @@ def unattended(session: AgentSession, action: CmdlineAction, console: TextIO) ->
         return session.boot(action.target or "")
     if action.kind is ActionKind.BOOT_SNAPSHOT:
         return session.boot_snapshot(action.target or "", progress)
+    if action.kind is ActionKind.RESET_KEEP_DATA:  # unattended: only ever the mode that keeps the data
+        plan = session.plan_reset(
+            ResetMode.KEEP_DATA, actor=Actor.AUTOMATIC, reason="bootagent.action on the kernel command line"
+        )
+        return session.factory_reset(plan, progress, Actor.AUTOMATIC)
     current = session.default_environment() or inv.current().name
     if action.kind is ActionKind.ROLLBACK:
         result = session.rollback(current, steps=action.steps, destructive=False, progress=progress)
@@ -117,12 +145,76 @@ def unattended(session: AgentSession, action: CmdlineAction, console: TextIO) ->
 
 
 def interactive(session: AgentSession, config: Config, params: BootParams, notice: str = "") -> MenuResult:
-    """The menu; with a notice, the manual-intervention form of it (no countdown)."""
+    """The menu; with a notice, the manual-intervention form of it (no countdown); opened on a reset's
+    confirmation when GRUB's reset entry started the agent."""
     from bootagent.tui.launch import run_interactive
 
     hint = "choose an environment to boot, look at the journal (l), or use the shell" if notice else ""
     info = "" if notice else recovery_info(session.state_directory(), params)
-    return run_interactive(session, config, params, notice=notice, notice_hint=hint, info=info)
+    start = params.reset if params.mode is AgentMode.RESET and params.reset in PERSON_RESETS else ""
+    return run_interactive(
+        session, config, params, notice=notice, notice_hint=hint, info=info, start_reset=start or ""
+    )
+
+
+PERSON_RESETS = (ResetMode.KEEP_DATA.value, ResetMode.ERASE_ALL.value)
+
+
+def reset_first(
+    session: AgentSession,
+    config: Config,
+    params: BootParams,
+    console: TextIO,
+    menu: Callable[[AgentSession, Config, BootParams, str], MenuResult],
+) -> MenuResult | None:
+    """Before anything else: a reset under way is carried on, one asked for from the running system is
+    carried out (both were confirmed already); a state that cannot be read stops here for a person."""
+
+    def progress(msg: str) -> None:
+        say(console, f"bootagent: {msg}")
+
+    store = session.reset_store()
+    try:
+        plan = store.plan()
+        request = store.request() if plan is None else None
+    except UnreadableState as exc:
+        why = f"the factory reset's state cannot be read ({exc}); nothing more is done automatically"
+        announce(params, console, why)
+        return menu(session, config, params, why)
+    if plan is not None:
+        decision = session.resume_reset(progress)
+        return MenuResult(MenuExit.BOOT, decision) if decision is not None else None
+    if request is not None:
+        progress(
+            f"a factory reset ({request.mode.value}) was asked for from the running system "
+            f"(by {request.requested_by or 'someone'}): carrying it out"
+        )
+        actor = Actor.AUTOMATIC if request.requested_by == Actor.AUTOMATIC.value else Actor.CLI
+        new = session.plan_reset(
+            request.mode,
+            actor=actor,
+            reason="asked for with bootagent factory-reset",
+            secure=request.secure,
+            release=request.baseline,
+        )
+        return MenuResult(MenuExit.BOOT, session.factory_reset(new, progress, actor))
+    if params.mode is AgentMode.RESET and params.reset == "resume":
+        progress("GRUB says a factory reset is under way, but nothing is left to do: clearing that")
+        session.clear_reset_flag(progress)
+    return None
+
+
+def reset_under_way(session: AgentSession) -> str | None:
+    """Why booting on would boot a half-reset system, or None."""
+    try:
+        plan = session.reset_store().plan()
+    except UnreadableState as exc:
+        return f"the factory reset's state cannot be read ({exc})"
+    except Exception:  # no state directory at all: nothing can be under way
+        return None
+    if plan is None:
+        return None
+    return f"the factory reset ({plan.mode.value}) stopped after step {plan.done} of {len(plan.steps)}"
 
 
 def run_agent(
@@ -160,14 +252,23 @@ def run_agent(
     try:
         session.open_readonly()
         LOG.info("pool %s imported read-only", pool)
-        if params.action is not None:
+        reset = reset_first(session, config, params, console, menu)
+        if reset is not None:
+            result = reset
+        elif params.mode is AgentMode.RESET and params.reset not in PERSON_RESETS:
+            default = session.default_environment()
+            if default is None:
+                result = menu(session, config, params, "")
+            else:
+                result = MenuResult(MenuExit.BOOT, session.boot(default))
+        elif params.action is not None:
             decision = unattended(session, params.action, console)
             result = MenuResult(MenuExit.BOOT, decision)
         elif params.mode is AgentMode.RECOVER:
             result = run_ladder(
                 session, config, params, console, lambda notice, _hint: menu(session, config, params, notice)
             )
-        elif params.mode is AgentMode.MENU:
+        elif params.mode in (AgentMode.MENU, AgentMode.RESET):
             result = menu(session, config, params, "")
         else:
             session.close()
@@ -188,7 +289,12 @@ def run_agent(
     except Exception:  # the boot must go on whatever the agent did
         LOG.exception("the boot agent failed")
         say(console, "bootagent: internal error; continuing the normal boot")
+    half_reset = reset_under_way(session)
     session.close()
+    if half_reset is not None:
+        # booting on would boot a half-reset system; rebooting would only stop here again
+        announce(params, console, half_reset + ": rebooting carries it on")
+        return Exit.SHELL
     if params.mode is AgentMode.RECOVER:
         # booting on would only fail again and count nothing new: stop here for a person, never reboot
         say(console, "bootagent: the unattended recovery failed: manual intervention needed (a shell)")

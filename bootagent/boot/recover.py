@@ -20,7 +20,7 @@ from bootagent.config import Config
 from bootagent.environments import BootEnvironments
 from bootagent.errors import BootagentError
 from bootagent.journal import Journal, Outcome
-from bootagent.model import Prop
+from bootagent.model import Actor, Prop
 from bootagent.names import name_problem
 from bootagent.recovery.ladder import (
     Candidate,
@@ -34,6 +34,7 @@ from bootagent.recovery.ladder import (
     refused,
 )
 from bootagent.recovery.store import RecoveryStore
+from bootagent.reset.plan import ResetMode, ResetPlan
 
 LOG = logging.getLogger(__name__)
 
@@ -46,6 +47,12 @@ class LadderSession(Protocol):
     def state_directory(self) -> str: ...
 
     def boot(self, environment: str) -> BootDecision: ...
+
+    def plan_reset(self, mode: ResetMode, *, actor: Actor = Actor.AGENT, reason: str = "") -> ResetPlan: ...
+
+    def factory_reset(
+        self, plan: ResetPlan, progress: Progress, actor: Actor = Actor.AGENT
+    ) -> BootDecision: ...
 
 
 ManualMenu = Callable[[str, str], MenuResult]  # (notice, hint) -> what the person chose
@@ -143,14 +150,21 @@ def run_ladder(
                 store.save_ladder(state)
                 progress(f"{step.environment} cannot be booted: {exc.message}")
                 continue
-        if step.kind is StepKind.RESET:
-            # the factory reset is the factory-reset feature's; until it is there, this rung is the end
-            state = replace(state, manual=True)
-            store.save_ladder(state)
-            journal.record(
-                "recovery", "reset-keep-data", Outcome.REFUSED, detail="this version has no factory reset"
-            )
-            return stop_here(state, console, params, manual, extra="this version cannot reset")
+        if step.kind is StepKind.RESET:  # the last resort: the reset that keeps the customer's data
+            try:
+                plan = session.plan_reset(
+                    ResetMode.KEEP_DATA,
+                    actor=Actor.AUTOMATIC,
+                    reason=f"the last resort of the unattended recovery ({manual_reason(state)})",
+                )
+                return MenuResult(MenuExit.BOOT, session.factory_reset(plan, progress, Actor.AUTOMATIC))
+            except BootagentError as exc:
+                state = replace(state, manual=True)
+                store.save_ladder(state)
+                journal.record("recovery", "reset-keep-data", Outcome.FAILED, detail=exc.message)
+                return stop_here(
+                    state, console, params, manual, extra=f"the factory reset failed: {exc.message}"
+                )
         return stop_here(state, console, params, manual)
     state = replace(state, manual=True)
     store.save_ladder(state)

@@ -13,6 +13,7 @@ from typing import Protocol
 
 from bootagent.environments import Inventory, RollbackResult, RollForwardResult
 from bootagent.journal import JournalEntry
+from bootagent.reset.plan import ResetMode, ResetPlan
 
 Progress = Callable[[str], None]  # a one-line status message for anything slow
 
@@ -68,3 +69,11 @@ class RecoverySession(Protocol):
     def roll_forward(
         self, environment: str, *, steps: int | None, progress: Progress
     ) -> RollForwardResult: ...
+
+    def plan_reset(self, mode: ResetMode) -> ResetPlan:
+        """What a factory reset in `mode` would keep and erase (nothing is changed)."""
+        ...
+
+    def factory_reset(self, plan: ResetPlan, progress: Progress) -> BootDecision:
+        """Carry the reset out (the caller has the typed confirmation) and decide to boot its result."""
+        ...

@@ -416,6 +416,26 @@ def summary(plan: ResetPlan) -> list[str]:
     return lines
 
 
+def effect(item: Item) -> str:
+    """A word for what happens to it: ERASE, RESTORE, NEW or KEEP."""
+    if item.fate.startswith(("destroyed", "crypto-erased")):
+        return "ERASE"
+    if item.fate.startswith("back to factory"):
+        return "RESTORE"
+    if item.fate.startswith("new"):
+        return "NEW"
+    return "KEEP"
+
+
+_ORDER = {"ERASE": 0, "RESTORE": 1, "NEW": 2, "KEEP": 3}
+
+
+def screen_lines(plan: ResetPlan) -> list[str]:
+    """One short line per dataset, what is erased first (a small screen shortens the end of the list)."""
+    items = sorted(plan.items, key=lambda i: (_ORDER[effect(i)], i.name))
+    return [f"{effect(i):<7} {i.name} ({_size(i.used)}, {i.kind.value}): {i.fate}" for i in items]
+
+
 def _size(n: int) -> str:
     size = float(n)
     for unit in ("B", "K", "M", "G", "T"):

@@ -36,6 +36,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from bootagent.boot.session import MenuExit, MenuResult, RecoverySession
+from bootagent.reset.password import parse_hash
+from bootagent.reset.plan import ResetMode
 from bootagent.tui.output import Output
 from bootagent.tui.render import Glyphs, Line, Size, Style, list_height, render
 from bootagent.tui.settings import DEFAULT_COLS, DEFAULT_ROWS, MenuSettings
@@ -61,6 +63,8 @@ from bootagent.tui.state import (
     Message,
     Redraw,
     Screen,
+    guarded,
+    reset_plan_call,
 )
 
 __all__ = ["KeyReader", "Keyboard", "MenuSettings", "make_terminal", "normalize_key", "run_menu"]
@@ -78,6 +82,17 @@ MAX_FAILURES = 5  # consecutive internal errors of the loop before giving up (la
 _PADDING = re.compile(r"\$<[0-9.]+[*/]*>")
 
 
+def password_check(text: str) -> Callable[[str], bool] | None:
+    """The check of the configured password; a hash that does not parse guards with one nobody knows."""
+    if not text:
+        return None
+    try:
+        return parse_hash(text).matches
+    except ValueError:
+        LOG.error("protection.password_pbkdf2 is not a valid hash: the protected actions are locked")
+        return lambda _typed: False
+
+
 def initial_state(session: RecoverySession, settings: MenuSettings, now: float) -> MenuState:
     """The menu's state with the inventory read; a failure to read it is shown, never raised."""
     try:
@@ -93,10 +108,15 @@ def initial_state(session: RecoverySession, settings: MenuSettings, now: float) 
         inventory,
         default,
         allow_shell=settings.allow_shell,
-        timeout=settings.timeout,
+        timeout=0 if settings.start_reset else settings.timeout,
         now=now,
         title=settings.title,
+        password=password_check(settings.password_pbkdf2),
     )
+    if settings.start_reset:
+        mode = ResetMode(settings.start_reset)
+        state.initial = guarded(state, f"the factory reset ({mode.value})", [reset_plan_call(mode)])
+        return state
     if settings.notice:
         state.message = Message(settings.notice, settings.notice_hint or None, error=True)
     elif settings.info:
@@ -531,7 +551,8 @@ class _Loop:
 
     def run(self) -> MenuResult:
         self.painter.output.write(cap(self.term, "hide_cursor"))
-        pending: list[Effect] = []
+        pending: list[Effect] = self.state.initial
+        self.state.initial = []
         while True:
             try:
                 while pending:

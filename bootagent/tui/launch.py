@@ -94,6 +94,7 @@ def run_interactive(
     notice: str = "",
     notice_hint: str = "",
     info: str = "",
+    start_reset: str = "",
 ) -> MenuResult:
     """The menu; with a `notice` (unattended recovery stopped: a person must decide) it opens with it, under
     a title that says so, and waits without a countdown."""
@@ -102,6 +103,10 @@ def run_interactive(
     )
     if info:
         settings = replace(settings, info=info)
+    if config.protection.agent_protected:
+        settings = replace(settings, password_pbkdf2=config.protection.password_pbkdf2)
+    if start_reset:
+        settings = replace(settings, start_reset=start_reset, timeout=0)
     if notice:
         settings = replace(
             settings,

@@ -238,7 +238,8 @@ def run_lines(
     reader = LineReader(stdin)
     printer = LinePrinter(stdout, settings)
     printer.say(settings.title + (" - line mode" if not settings.line_mode else ""))
-    pending: list[Effect] = []
+    pending: list[Effect] = state.initial
+    state.initial = []
     countdown_shown: int | None = None
     prompt_due = True
     nobody = False  # the input ended, and no line came since

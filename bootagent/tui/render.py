@@ -449,7 +449,8 @@ def confirm_lines(state: MenuState, width: int | None = None) -> list[str]:
 
 def typed_echo(state: MenuState, width: int, glyphs: Glyphs, ascii_only: bool) -> str:
     """What was typed of the word, with a cursor; its end when it is longer than the width."""
-    echo = clean(state.typed, ascii_only) + "_"
+    secret = state.pending is not None and state.pending.check is not None
+    echo = ("*" * len(state.typed) if secret else clean(state.typed, ascii_only)) + "_"
     if width_of(echo) + 2 <= width:
         return "> " + echo
     return "> " + glyphs.ellipsis + _tail(echo, width - 3)

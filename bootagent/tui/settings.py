@@ -30,6 +30,8 @@ class MenuSettings:
     notice: str = ""  # shown when the menu opens (e.g. why unattended recovery stopped here)
     notice_hint: str = ""
     info: str = ""  # a line of information shown when the menu opens (the boot counter, a recovery)
+    start_reset: str = ""  # a factory reset mode chosen in GRUB: the menu opens on its confirmation
+    password_pbkdf2: str = ""  # protection: the resets and the shell ask for this password
 
     @property
     def line_mode(self) -> bool:

@@ -23,6 +23,7 @@ from bootagent.environments import Inventory, RollbackResult, RollForwardResult
 from bootagent.errors import BootagentError
 from bootagent.journal import JournalEntry
 from bootagent.model import BootEnvironment, Snapshot
+from bootagent.reset.plan import ResetMode, ResetPlan, screen_lines
 
 # --- keys ----------------------------------------------------------------------------------------------
 # Printable keys are themselves ("j", "+", "7"); the others have names (blessed's, where it has one).
@@ -44,6 +45,8 @@ INVALID = "KEY_INVALID"  # bytes that are no text in the terminal's encoding (li
 REPLACEMENT = "\ufffd"  # what a decoder with errors="replace" makes of them
 
 ROLLBACK_WORD = "ROLLBACK"
+RESET_WORDS = {ResetMode.KEEP_DATA: "RESET", ResetMode.ERASE_ALL: "ERASE"}
+RESET_TITLES = {ResetMode.KEEP_DATA: "keep the customer's data", ResetMode.ERASE_ALL: "ERASE EVERYTHING"}
 JOURNAL_LIMIT = 200
 MAX_TYPED = 40
 
@@ -126,6 +129,8 @@ class Confirm:
     effects: tuple[Effect, ...]
     word: str | None = None
     prompt: str = "Press y to go ahead; any other key cancels."
+    # a password: what is typed is not shown, and `check` (not equality with `word`) decides
+    check: Callable[[str], bool] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -164,8 +169,10 @@ class MenuState:
         timeout: int = 0,
         now: float = 0.0,
         title: str = "bootagent boot menu",
+        password: Callable[[str], bool] | None = None,
     ) -> None:
         self.inventory = inventory
+        self.password = password  # protection: the resets and the shell ask for it
         self.default = default
         self.allow_shell = allow_shell
         self.title = title
@@ -190,6 +197,7 @@ class MenuState:
         self.busy_since = 0.0
         self.progress = ""
         self.back_to = Screen.MAIN
+        self.initial: list[Effect] = []  # what the front end does first (a reset chosen in GRUB)
         self.deadline: float | None = None
         if default is not None and timeout > 0 and inventory is not None:
             self.deadline = now + timeout
@@ -545,6 +553,9 @@ class MenuState:
             yes = key in ("y", "Y")
             return self._close_confirm(pending, yes, "")
         if key == ENTER:
+            if pending.check is not None:
+                ok = pending.check(self.typed)
+                return self._close_confirm(pending, ok, "" if ok else "(wrong password)")
             return self._close_confirm(pending, self.typed == pending.word, self.typed)
         if key == BACKSPACE:
             self.typed = self.typed[:-1]
@@ -563,7 +574,9 @@ class MenuState:
         if yes:
             self.message = None
             return list(pending.effects)
-        if pending.word is not None and typed:
+        if pending.check is not None and typed:
+            self.message = Message("cancelled: wrong password; nothing was changed", error=True)
+        elif pending.word is not None and typed:
             self.message = Message(f"cancelled: {typed!r} is not {pending.word}; nothing was changed")
         else:
             self.message = Message("cancelled; nothing was changed")
@@ -652,6 +665,64 @@ def journal_call() -> Call:
         return []
 
     return Call("reading the journal", lambda s, p: s.journal(JOURNAL_LIMIT), done)
+
+
+def reset_plan_call(mode: ResetMode) -> Call:
+    """Work out what the reset would keep and erase, then ask for the mode's word."""
+
+    def done(state: MenuState, outcome: object) -> list[Effect]:
+        assert isinstance(outcome, ResetPlan)
+        word = RESET_WORDS[outcome.mode]
+        what = (
+            "Everything but the factory baseline and the agent's journal is erased; the customer datasets "
+            "are destroyed and re-created empty."
+            if outcome.mode is ResetMode.ERASE_ALL
+            else "The customer's data is kept, untouched. The system and its configuration go back to the "
+            "factory state."
+        )
+        return state.ask(
+            Confirm(
+                title=f"Factory reset: {RESET_TITLES[outcome.mode]} (baseline {outcome.baseline})",
+                lines=(what, *screen_lines(outcome)),
+                effects=(reset_call(outcome),),
+                word=word,
+                prompt=f"Type {word} and press Enter to reset; anything else cancels.",
+            )
+        )
+
+    return Call(f"planning the factory reset ({mode.value})", lambda s, p: s.plan_reset(mode), done)
+
+
+def reset_call(plan: ResetPlan) -> Call:
+    return Call(
+        f"factory reset ({plan.mode.value})",
+        lambda s, p: s.factory_reset(plan, p),
+        _exit_boot,
+        changes_pool=True,
+    )
+
+
+def guarded(state: MenuState, what: str, effects: Sequence[Effect]) -> list[Effect]:
+    """`effects`, after the password when one is configured."""
+    if state.password is None:
+        return list(effects)
+    return state.ask(
+        Confirm(
+            title=f"Password for {what}",
+            lines=("This action is protected (protection.password_pbkdf2 in the configuration).",),
+            effects=tuple(effects),
+            word="password",
+            prompt="Type the password and press Enter; anything else cancels.",
+            check=state.password,
+        )
+    )
+
+
+def _reset(mode: ResetMode) -> Callable[[MenuState], list[Effect]]:
+    def run(state: MenuState) -> list[Effect]:
+        return guarded(state, f"the factory reset ({mode.value})", [reset_plan_call(mode)])
+
+    return run
 
 
 # --- the action registry -------------------------------------------------------------------------------
@@ -800,7 +871,23 @@ ACTIONS: tuple[Action, ...] = (
         "shell",
         "a recovery shell",
         _can_shell,
-        lambda st: [Exit(MenuResult(MenuExit.SHELL))],
+        lambda st: guarded(st, "the shell", [Exit(MenuResult(MenuExit.SHELL))]),
+    ),
+    Action(
+        "F",
+        "reset",
+        "factory reset, KEEPING the customer's data (lists what goes, typed RESET)",
+        _always,
+        _reset(ResetMode.KEEP_DATA),
+        in_status=False,
+    ),
+    Action(
+        "E",
+        "erase",
+        "factory reset, ERASING everything (lists what goes, typed ERASE)",
+        _always,
+        _reset(ResetMode.ERASE_ALL),
+        in_status=False,
     ),
     Action("R", "reboot", "reboot (asks first)", _always, _confirm_exit("reboot", MenuExit.REBOOT)),
     Action("P", "off", "power off (asks first)", _always, _confirm_exit("power off", MenuExit.POWEROFF)),

@@ -26,7 +26,9 @@ from bootagent.config import (
     LastResort,
     Layout,
     LoadedConfig,
+    Protection,
     Recovery,
+    Reset,
     Retention,
     Tristate,
     load_config,
@@ -147,7 +149,7 @@ def test_shipped_example_sets_every_key() -> None:
         if line and not line.lstrip().startswith("#")
     }
     expected = {f.name for f in dataclasses.fields(Config) if f.name != "source"}
-    for section in (Layout, Retention, Recovery, Console, Journal):
+    for section in (Layout, Retention, Recovery, Console, Journal, Reset, Protection):
         expected |= {f.name for f in dataclasses.fields(section)}
     assert keys == expected
 
@@ -897,7 +899,7 @@ def test_did_you_mean_hints_stop_after_a_hundred(tmp_path: Path) -> None:
     assert len(found) == 101
     assert found[-1] == (
         "101:1: pol: unknown key; expected one of pool, layout, customer_datasets, grubenv, grub_update, "
-        "retention, recovery, console, journal"
+        "retention, recovery, console, journal, reset, protection"
     )
     assert one_problem(tmp_path, "pol: tank\n") == "1:1: pol: unknown key; did you mean 'pool'?"
 

@@ -57,7 +57,8 @@ def test_actions(value: str, action: CmdlineAction) -> None:
         ("bootagent.action=rollback:0", "outside 1..1000"),
         ("bootagent.timeout=soon", "not a number"),
         ("bootagent.rows=3", "outside 10..500"),
-        ("bootagent=sometimes", "expected menu, auto, recover or off"),
+        ("bootagent=sometimes", "expected menu, auto, recover, reset or off"),
+        ("bootagent.reset=now", "expected keep-data, erase-all, resume"),
     ],
 )
 def test_bad_values_are_reported_and_ignored(extra: str, problem: str) -> None:

@@ -21,6 +21,11 @@ from bootagent.errors import RefusedError
 from bootagent.grubenv import GrubenvFile
 from bootagent.journal import Journal, JournalEntry
 from bootagent.model import Actor
+from bootagent.reset.baseline import seal
+from bootagent.reset.plan import ResetMode, ResetPlan
+from bootagent.reset.run import ResetTarget, set_flag
+from bootagent.reset.service import prepare, resume, start
+from bootagent.reset.store import ResetStore
 from bootagent.runner import CommandResult
 from tests.fakes import FakeZfs, reference_pool
 
@@ -91,6 +96,65 @@ class FakeSession:
     def roll_forward(self, environment: str, *, steps: int | None, progress: Progress) -> RollForwardResult:
         self.events.append(f"roll_forward {environment}")
         return self.envs.roll_forward(environment, steps=steps)
+
+    # --- the factory reset, over the real reset code and the in-memory pool ----------------------------
+    def seal(self) -> None:
+        seal(
+            self.zfs,
+            self.envs.config,
+            "rpool",
+            self.envs.journal,
+            environment="rpool/ROOT/alpha",
+            release="r1",
+            kernel="6.1.0-30-amd64",
+        )
+
+    def reset_store(self) -> ResetStore:
+        return ResetStore(self.state_directory())
+
+    def _target(self, progress: Progress, actor: Actor) -> ResetTarget:
+        return ResetTarget(
+            self.zfs,
+            self.envs.boot,
+            Journal(self.tmp / "state", actor=actor),
+            self.state_directory(),
+            progress=progress,
+        )
+
+    def plan_reset(
+        self,
+        mode: ResetMode,
+        *,
+        actor: Actor = Actor.AGENT,
+        reason: str = "",
+        secure: bool = False,
+        release: str | None = None,
+    ) -> ResetPlan:
+        self.events.append(f"plan_reset {mode.value} {actor.value}")
+        return prepare(
+            self.zfs,
+            self.envs.config,
+            "rpool",
+            mode,
+            release=release,
+            actor=actor.value,
+            secure=secure,
+            reason=reason,
+        )
+
+    def factory_reset(self, plan: ResetPlan, progress: Progress, actor: Actor = Actor.AGENT) -> BootDecision:
+        self.events.append(f"factory_reset {plan.mode.value}")
+        start(self._target(progress, actor), plan)
+        return self.boot(plan.new_environment)
+
+    def resume_reset(self, progress: Progress) -> BootDecision | None:
+        self.events.append("resume_reset")
+        plan = resume(self._target(progress, Actor.AUTOMATIC))
+        return self.boot(plan.new_environment) if plan is not None else None
+
+    def clear_reset_flag(self, progress: Progress) -> None:
+        self.events.append("clear_reset_flag")
+        set_flag(self.envs.boot, None)
 
 
 def runner(argv: Sequence[str], **_: Any) -> CommandResult:

@@ -116,11 +116,24 @@ def test_a_rung_without_a_kernel_is_skipped_at_once(tmp_path: Path) -> None:
     )
 
 
-def test_the_reset_rung_stops_at_the_manual_screen_in_this_version(tmp_path: Path) -> None:
+def test_the_last_resort_resets_keeping_the_data_and_boots_the_factory(tmp_path: Path) -> None:
     session = FakeSession(tmp_path)
+    session.seal()
+    code, out, notices = recover(session, Config(recovery=Recovery(last_resort=LastResort.RESET_KEEP_DATA)))
+    assert code is Exit.CONTINUE
+    assert not notices
+    assert "plan_reset keep-data automatic" in session.events
+    (handed,) = [e for e in session.events if e.startswith("hand_over")]
+    new = handed.removeprefix("hand_over ")
+    assert session.zfs.nodes[new].origin == "rpool/FACTORY/r1/system@factory"
+    assert "factory reset, step 1 of" in out
+
+
+def test_a_last_resort_that_cannot_reset_stops_at_the_manual_screen(tmp_path: Path) -> None:
+    session = FakeSession(tmp_path)  # no baseline sealed
     code, out, notices = recover(session, Config(recovery=Recovery(last_resort=LastResort.RESET_KEEP_DATA)))
     assert notices
-    assert "this version cannot reset" in notices[0]
+    assert "the factory reset failed: there is no complete factory baseline" in notices[0]
     assert not [e for e in session.events if e.startswith("hand_over")]
 
 

@@ -44,7 +44,9 @@ def test_configured_customer_datasets_count(sealed: FakeZfs, config: Config) -> 
 def test_keep_data_touches_no_customer_dataset(sealed: FakeZfs, config: Config) -> None:
     p = plan(sealed, config, ResetMode.KEEP_DATA)
     assert p.steps == (StepKind.CLONE, StepKind.SET_DEFAULT, StepKind.RESTORE_CONFIG, StepKind.FINISH)
-    assert p.customers == () and p.environments == () and p.unclassified == ()
+    assert p.customers == ()
+    assert p.environments == ()
+    assert p.unclassified == ()
     assert p.new_environment == "factory-r1-20270115"
     assert p.new_dataset == "rpool/ROOT/factory-r1-20270115"
     fates = {i.name: i.fate for i in p.items}
@@ -75,7 +77,8 @@ def test_erase_all_destroys_customers_encrypted_first_and_leaves_the_unknown(
         "rpool/customer/vault",
     ]
     vault = p.customers[2]
-    assert vault.encrypted and vault.guid
+    assert vault.encrypted
+    assert vault.guid
     assert p.customers[0].props["compression"] == "zstd"
     assert p.unclassified == ()
     fates = {i.name: i.fate for i in p.items}
@@ -117,7 +120,7 @@ def test_a_plan_survives_its_file(sealed: FakeZfs, config: Config) -> None:
     p = plan(sealed, config, ResetMode.ERASE_ALL, reason="testing")
     assert ResetPlan.from_json(p.to_json()) == p
     for broken in ("", "{}", '{"version": 1}', "[1]", '{"version": 99}'):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="plan|Expecting|JSON|version"):
             ResetPlan.from_json(broken)
 
 
@@ -126,4 +129,6 @@ def test_the_summary_has_a_line_per_dataset_with_its_size(sealed: FakeZfs, confi
     lines = summary(p)
     assert len(lines) == len(p.items)
     (vault,) = [line for line in lines if "rpool/customer/vault " in line]
-    assert "customer" in vault and "1.0M" in vault and "crypto-erased" in vault
+    assert "customer" in vault
+    assert "1.0M" in vault
+    assert "crypto-erased" in vault

@@ -10,7 +10,7 @@ import pytest
 from bootagent.config import Config
 from bootagent.journal import Outcome
 from bootagent.model import FACTORY_HOLD_TAG
-from bootagent.reset.plan import ResetMode, ResetPlan, StepKind, key_file
+from bootagent.reset.plan import ResetMode, ResetPlan, key_file
 from bootagent.reset.run import ResetTarget
 from bootagent.reset.service import prepare, resume, start
 from bootagent.reset.store import RESET_VAR, ResetStore
@@ -60,19 +60,22 @@ def test_keep_data_boots_a_clone_of_the_baseline_and_restores_config(
     assert zfs.bootfs == p.new_dataset
     env = target.boot.grubenv.read()
     assert env.get("bootagent_default") == p.new_environment
-    assert env.get(RESET_VAR) is None and env.get("saved_entry") == "keep-me"
+    assert env.get(RESET_VAR) is None
+    assert env.get("saved_entry") == "keep-me"
     config_ds = zfs.nodes["rpool/config"]
     assert config_ds.files == {"/appliance.conf": "name=factory"}
     assert config_ds.origin == "rpool/FACTORY/r1/config/config@factory"
     assert config_ds.mountpoint == "/etc/appliance"
-    assert "rpool/config@tuesday" not in zfs.nodes and "rpool/config.reset" not in zfs.nodes
+    assert "rpool/config@tuesday" not in zfs.nodes
+    assert "rpool/config.reset" not in zfs.nodes
     # customer data: not touched, not even its snapshots
     after = {n: (v.guid, dict(v.files)) for n, v in zfs.nodes.items() if n.startswith("rpool/customer")}
     assert after == customers_before
     assert "rpool/customer/globex@daily" in zfs.nodes
     assert {"rpool/ROOT/alpha", "rpool/ROOT/beta", "rpool/ROOT/gamma"} <= zfs.nodes.keys()
     store = ResetStore(target.state_directory)
-    assert store.plan() is None and store.history().count == 1
+    assert store.plan() is None
+    assert store.history().count == 1
     entries = [e for e in target.journal.entries() if e.action == "factory-reset"]
     assert [e.outcome for e in entries] == [Outcome.INTENT, Outcome.OK]
     assert target.journal.pending() == []
@@ -103,7 +106,8 @@ def test_erase_all_leaves_the_factory_and_empty_customer_datasets(
     assert vault.native["encryption"] == "aes-256-gcm"
     assert vault.native["keylocation"] == "file:///var/lib/bootagent/keys/rpool_customer_vault.key"
     key = Path(key_file(target.state_directory, "rpool/customer/vault"))
-    assert len(key.read_bytes()) == 32 and (key.stat().st_mode & 0o777) == 0o400
+    assert len(key.read_bytes()) == 32
+    assert (key.stat().st_mode & 0o777) == 0o400
     # the unknown is left alone, the baseline and the state too
     assert zfs.nodes["rpool/customer/acme"].files == {"/data": "acme"}
     assert zfs.nodes["rpool/scratch"].files == {"/x": "y"}
@@ -111,7 +115,8 @@ def test_erase_all_leaves_the_factory_and_empty_customer_datasets(
     assert ("wipe", "rpool") in zfs.calls
     # the encrypted dataset went before anything else changed
     destroys = [c for c in zfs.calls[before:] if c[0] in ("destroy", "clone")]
-    assert destroys[0][0] == "destroy" and "rpool/customer/vault" in destroys[0]
+    assert destroys[0][0] == "destroy"
+    assert "rpool/customer/vault" in destroys[0]
 
 
 STEPS = [
@@ -223,7 +228,8 @@ def test_the_counter_counts_each_reset_once(target: ResetTarget, config: Config)
     start(target, plan_for(target, config, ResetMode.KEEP_DATA))
     store = ResetStore(target.state_directory)
     last = store.last_plan()
-    assert last is not None and last.complete
+    assert last is not None
+    assert last.complete
     store.count_reset(last, 0)  # finishing again (a cut after the counter) does not count twice
     assert store.history().count == 1
     assert os.path.exists(store.dir / "history.json")

@@ -43,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--debug", action="store_true", help="log to stderr (a file in the tests)")
     parser.add_argument("--esc-delay", type=float, default=0.35)
+    parser.add_argument("--seal", action="store_true", help="seal a factory baseline first")
+    parser.add_argument("--password", default="", help="protect the resets and the shell with it")
+    parser.add_argument("--start-reset", default="", help="open on this reset's confirmation (GRUB's entry)")
     args = parser.parse_args(argv)
 
     if args.debug:
@@ -60,6 +63,11 @@ def main(argv: list[str] | None = None) -> int:
     info: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         session = FakeSession(Path(tmp), delay=args.delay, fail=fail, refuse=frozenset(args.refuse))
+        if args.seal:
+            session.seal()
+        from bootagent.reset.password import make_hash
+
+        password = make_hash(args.password, b"testbed-salt-16b") if args.password else ""
         settings = MenuSettings(
             timeout=args.timeout,
             ascii=not args.unicode,
@@ -70,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
             serial=args.serial,
             term=os.environ.get("TERM", ""),
             esc_delay=args.esc_delay,
+            password_pbkdf2=password,
+            start_reset=args.start_reset,
         )
         runs: list[str] = []
         errors: list[str] = []

@@ -20,6 +20,10 @@ from bootagent.errors import RefusedError
 from bootagent.grubenv import GrubenvFile
 from bootagent.journal import Journal, JournalEntry
 from bootagent.model import Actor, CreatedBy
+from bootagent.reset.baseline import seal
+from bootagent.reset.plan import ResetMode, ResetPlan
+from bootagent.reset.run import ResetTarget
+from bootagent.reset.service import prepare, start
 from tests.fakes import FakeZfs, reference_pool
 
 NOW = 1_700_100_000.0
@@ -65,6 +69,7 @@ class FakeSession:
         self.refuse = refuse
         self.default = default
         self.calls: list[dict[str, Any]] = []
+        self.root = root
 
     def _record(self, op: str, **args: Any) -> None:
         self.calls.append({"op": op, **args})
@@ -122,3 +127,35 @@ class FakeSession:
         self._record("roll_forward", environment=environment, steps=steps)
         self._slow(progress, f"rolling {environment} forward")
         return self.envs.roll_forward(environment, steps=steps)
+
+    # --- the factory reset: the real plan and steps over the in-memory pool ---------------------------
+    def seal(self) -> None:
+        seal(
+            self.zfs,
+            self.envs.config,
+            "rpool",
+            self.journal_store,
+            environment="rpool/ROOT/alpha",
+            release="r1",
+            kernel=RUNNING_KERNEL,
+            clock=lambda: NOW - 1000,
+        )
+
+    def plan_reset(self, mode: ResetMode) -> ResetPlan:
+        self._record("plan_reset", mode=mode.value)
+        return prepare(self.zfs, self.envs.config, "rpool", mode, clock=lambda: NOW)
+
+    def factory_reset(self, plan: ResetPlan, progress: Progress) -> BootDecision:
+        # a reset destroys (an environment or customer data) in every mode but keep-data with kept envs
+        self._record("factory_reset", mode=plan.mode.value, destructive=True)
+        self._slow(progress, "resetting")
+        target = ResetTarget(
+            self.zfs,
+            self.envs.boot,
+            self.journal_store,
+            str(self.root / "state"),
+            progress=progress,
+            clock=lambda: NOW,
+        )
+        start(target, plan)
+        return self._decide(plan.new_environment)

@@ -691,3 +691,81 @@ def test_time_to_first_frame_on_a_silent_pty(spawn: Any) -> None:
         p.send("y")
         assert p.result()["exit"] == "poweroff"
         assert_clean_screen(p)
+
+
+# --- the factory reset ----------------------------------------------------------------------------------
+@pytest.mark.subprocess
+@pytest.mark.parametrize("blessed", BLESSED)
+def test_keep_data_reset_lists_what_goes_and_asks_for_its_word(spawn: Any, blessed: str) -> None:
+    p = spawn("--seal", term="vt100", blessed=blessed)
+    p.wait_for(">   2   + beta")
+    p.send("F")
+    p.wait_for("Factory reset: keep the customer's data (baseline r1)")
+    p.wait_for("RESTORE rpool/config")
+    p.wait_for("Type RESET and press Enter")
+    p.send("ERASE" + ENTER)  # the other mode's word is not this one's
+    p.wait_for("cancelled: 'ERASE' is not RESET; nothing was changed")
+    p.send("F")
+    p.wait_for("Type RESET and press Enter")
+    p.send("RESET" + ENTER)
+    result = p.result()
+    assert result["exit"] == "boot"
+    assert result["decision"]["environment"].startswith("factory-r1-")
+    assert [c["op"] for c in result["calls"]] == ["plan_reset", "plan_reset", "factory_reset"]
+
+
+@pytest.mark.subprocess
+@pytest.mark.parametrize("blessed", BLESSED)
+def test_grubs_erase_entry_opens_on_its_confirmation_behind_the_password(spawn: Any, blessed: str) -> None:
+    p = spawn(
+        "--seal",
+        "--password",
+        "s3cret",
+        "--start-reset",
+        "erase-all",
+        "--rows",
+        "24",
+        "--cols",
+        "80",
+        term="vt220",
+        blessed=blessed,
+    )
+    p.wait_for("Password for the factory reset (erase-all)")
+    p.send("wrong" + ENTER)
+    p.wait_for("cancelled: wrong password; nothing was changed")
+    assert b"wrong" not in p.raw.split(b"Password for")[-1].split(b"cancelled")[0]  # never echoed
+    p.send("E")
+    p.wait_for("Password for the factory reset (erase-all)")
+    p.send("s3cret")
+    p.wait_for("> ******_")
+    p.send(ENTER)
+    p.wait_for("Factory reset: ERASE EVERYTHING (baseline r1)")
+    p.wait_for("Type ERASE and press Enter")
+    p.send("ERASE" + ENTER)
+    result = p.result()
+    assert result["exit"] == "boot"
+    assert [c["op"] for c in result["calls"]] == ["plan_reset", "factory_reset"]
+    assert result["calls"][1]["mode"] == "erase-all"
+
+
+@pytest.mark.subprocess
+def test_the_shell_asks_for_the_password_too(spawn: Any) -> None:
+    p = spawn("--password", "s3cret", term="vt220", blessed="debian")
+    p.wait_for(">   2   + beta")
+    p.send("!")
+    p.wait_for("Password for the shell")
+    p.send("s3cret" + ENTER)
+    assert p.result()["exit"] == "shell"
+
+
+@pytest.mark.subprocess
+def test_without_a_baseline_the_reset_says_how_to_make_one(spawn: Any) -> None:
+    p = spawn(term="vt220", blessed="debian")
+    p.wait_for(">   2   + beta")
+    p.send("E")
+    p.wait_for("there is no complete")
+    p.wait_for("bootagent factory seal")
+    p.send("P")
+    p.wait_for("Press y to power off now")
+    p.send("y")
+    assert [c["op"] for c in p.result()["calls"]] == ["plan_reset"]
