@@ -18,7 +18,7 @@ from typing import TextIO
 from bootagent.config import Config
 from bootagent.errors import BootagentError, CommandError
 from bootagent.grub.counting import Counting
-from bootagent.grub.menu import GrubenvPlace, GrubSettings, Menu, MenuInput, build, render
+from bootagent.grub.menu import GrubenvPlace, GrubSettings, Menu, MenuInput, Protection, build, render
 from bootagent.inventory import assemble
 from bootagent.names import shown
 from bootagent.runner import Runner, run
@@ -148,6 +148,11 @@ def menu_input(config: Config, sources: MenuSources, warnings: list[str]) -> Men
         grubenv=grubenv_place(config.grubenv, sources.runner, warnings),
         settings=settings,
         counting=Counting(limit=config.recovery.boot_count_limit, panic=config.recovery.panic_reboot),
+        protection=(
+            Protection(config.protection.user, config.protection.password_pbkdf2)
+            if config.protection.grub_protected
+            else None
+        ),
     )
 
 

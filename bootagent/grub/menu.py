@@ -30,6 +30,7 @@ from bootagent.grub.counting import Counting
 from bootagent.grub.script import Var, command, quote, word
 from bootagent.names import GRUB_REGEXP, name_problem, shown
 from bootagent.recovery.counter import TRIES_VAR
+from bootagent.reset.store import RESET_VAR
 
 DEV = Var("bootagent_dev")
 ENV_DEV = Var("bootagent_envdev")
@@ -38,6 +39,12 @@ AGENT_IMAGE = "bootagent.img"
 DEFAULT_ID = "bootagent-default"
 RECOVERY_ID = "bootagent-recovery"
 SUBMENU_ID = "bootagent-environments"
+RESET = Var(RESET_VAR)
+RESET_IDS = {"keep-data": "bootagent-reset-keep-data", "erase-all": "bootagent-reset-erase-all"}
+RESET_TITLES = {
+    "keep-data": "factory reset, keeping the customer's data",
+    "erase-all": "factory reset, ERASING EVERYTHING",
+}
 ENTRY_CLASSES = ("--class", "gnu-linux", "--class", "gnu", "--class", "os")
 
 
@@ -113,6 +120,15 @@ class GrubenvPlace:
 
 
 @dataclass(frozen=True)
+class Protection:
+    """GRUB's own password in front of the destructive entries: `superusers` and `password_pbkdf2`; every
+    other bootagent entry is --unrestricted."""
+
+    user: str
+    password_pbkdf2: str
+
+
+@dataclass(frozen=True)
 class MenuInput:
     pool: str
     root: str  # the environments' container relative to the pool (layout.root), e.g. "ROOT"
@@ -122,6 +138,8 @@ class MenuInput:
     grubenv: GrubenvPlace = field(default_factory=GrubenvPlace)
     settings: GrubSettings = field(default_factory=GrubSettings)
     counting: Counting = field(default_factory=Counting)
+    protection: Protection | None = None
+    reset_entries: bool = True  # the two factory reset entries
 
 
 @dataclass(frozen=True)
@@ -167,6 +185,8 @@ def build(data: MenuInput, warnings: Sequence[str] = ()) -> Menu:
         grubenv=data.grubenv,
         settings=data.settings,
         counting=data.counting,
+        protection=data.protection,
+        reset_entries=data.reset_entries,
     )
     return Menu(chosen, tuple(bootable), tuple(notes))
 
@@ -206,6 +226,11 @@ def _preamble(data: MenuInput) -> list[str]:
         "export bootagent_pool",
         "export bootagent_dev",
     ]
+    if data.protection is not None:  # GRUB's superusers: restricted entries and editing need the password
+        lines += [
+            f"set superusers={quote(data.protection.user)}",
+            command("password_pbkdf2", quote(data.protection.user), quote(data.protection.password_pbkdf2)),
+        ]
     if data.pool_uuid:
         lines.append(f"search --no-floppy --fs-uuid --set=bootagent_dev {quote(data.pool_uuid)}")
         lines.append(f"if [ -z {word(DEV)} ]; then")
@@ -227,9 +252,11 @@ def _preamble(data: MenuInput) -> list[str]:
         "set bootagent_default=",
         "set bootagent_once=",
         f"set {TRIES_VAR}=",
+        f"set {RESET_VAR}=",
         f"if [ -s {env} ]; then",
-        f"\tload_env -f {env} bootagent_default bootagent_once {TRIES_VAR}",
+        f"\tload_env -f {env} bootagent_default bootagent_once {TRIES_VAR} {RESET_VAR}",
         "fi",
+        f"export {RESET_VAR}",
         f"set bootagent_be={word(Var('bootagent_fallback'))}",
         f"if [ -n {word(Var('bootagent_default'))} ]; then",
         *_choice(data, Var("bootagent_default"), "\t"),
@@ -257,6 +284,10 @@ def _preamble(data: MenuInput) -> list[str]:
         "\t\tset timeout=-1",
         "\tfi",
         "fi",
+        f"if [ -n {word(RESET)} ]; then",
+        "\tset bootagent_title=" + word("FACTORY RESET UNDER WAY (", RESET, "): every entry carries it on"),
+        "fi",
+        "export bootagent_be",  # the submenu's entries carry a reset under way on with it
     ]
     return lines
 
@@ -270,11 +301,26 @@ def _entry(
     recovery: bool,
     indent: str = "",
 ) -> list[str]:
-    head = command("menuentry", title, *ENTRY_CLASSES, "--id", quote(ident), "{")
-    lines = [head, f"\techo {word('bootagent: loading ', Var('bootagent_pool'), f'/{data.root}/', env)}"]
-    lines += _boot_lines(data, env, recovery=recovery)
-    lines.append("}")
+    head = command("menuentry", title, *ENTRY_CLASSES, *_open(data), "--id", quote(ident), "{")
+    inner = [f"\techo {word('bootagent: loading ', Var('bootagent_pool'), f'/{data.root}/', env)}"]
+    inner += _boot_lines(data, env, recovery=recovery)
+    lines = [head, *_reset_guard(data, inner), "}"]
     return [indent + line for line in lines]
+
+
+def _open(data: MenuInput) -> tuple[str, ...]:
+    """An ordinary entry with a GRUB password configured: anybody may boot it."""
+    return ("--unrestricted",) if data.protection is not None else ()
+
+
+def _reset_guard(data: MenuInput, inner: list[str]) -> list[str]:
+    """While a factory reset is under way (RESET_VAR in grubenv), an entry starts the agent to carry it on,
+    with the environment GRUB chose as the default (the reset makes its new one the default early)."""
+    resume = [
+        "\t\techo " + word("bootagent: a factory reset is under way (", RESET, "): carrying it on"),
+        *("\t" + line for line in _boot_lines(data, BE, recovery=True, mode="reset:resume")),
+    ]
+    return [f"\tif [ -n {word(RESET)} ]; then", *resume, "\telse", *("\t" + x for x in inner), "\tfi"]
 
 
 def _kernel_args(data: MenuInput, env: str | Var, mode: str | None) -> list[str]:
@@ -283,7 +329,9 @@ def _kernel_args(data: MenuInput, env: str | Var, mode: str | None) -> list[str]
     if data.counting.panic:  # before the administrator's arguments: a panic= of theirs wins
         args.append(f"panic={data.counting.panic}")
     args += [quote(a) for a in s.cmdline_linux]
-    if mode == "recover":  # the failed attempts GRUB counted, for the agent to say and decide by
+    if mode is not None and mode.startswith("reset:"):
+        args += ["bootagent=reset", f"bootagent.reset={mode.removeprefix('reset:')}"]
+    elif mode == "recover":  # the failed attempts GRUB counted, for the agent to say and decide by
         args += [f"bootagent={mode}", word("bootagent.failed=", Var("bootagent_failed"))]
     elif mode == "menu":  # the menu shows the counter
         args += [
@@ -324,7 +372,7 @@ def _boot_lines(data: MenuInput, env: str | Var, *, recovery: bool, mode: str = 
 def _default_entry(data: MenuInput, title: str) -> list[str]:
     """The entry GRUB boots by itself: it counts the attempt first (one save_env, before the kernel)."""
     env = word(Var("bootagent_env"))
-    head = command("menuentry", title, *ENTRY_CLASSES, "--id", quote(DEFAULT_ID), "{")
+    head = command("menuentry", title, *ENTRY_CLASSES, *_open(data), "--id", quote(DEFAULT_ID), "{")
     lines = [head, f"\tset bootagent_failed={word(counting.TRIES)}"]
     lines += counting.step("\t")
     lines += [
@@ -356,9 +404,35 @@ def _default_entry(data: MenuInput, title: str) -> list[str]:
         ),
         *("\t" + line for line in _boot_lines(data, BE, recovery=False)),
         "\tfi",
+    ]
+    # counted before anything else (a reset that kills the kernel is an attempt too); then the reset guard
+    cut = next(i for i, line in enumerate(lines) if "save_env" in line) + 2  # after the save_env block
+    return [*lines[:cut], *_reset_guard(data, lines[cut:]), "}"]
+
+
+def _reset_entry(data: MenuInput, mode: str, os_name: str) -> list[str]:
+    """A factory reset: the agent opens on its confirmation (a typed word); behind GRUB's password when one
+    is configured (no --unrestricted)."""
+    head = command(
+        "menuentry",
+        word(f"{os_name}, {RESET_TITLES[mode]}"),
+        *ENTRY_CLASSES,
+        "--id",
+        quote(RESET_IDS[mode]),
+        "{",
+    )
+    agent = _boot_path(data, BE, AGENT_IMAGE)
+    return [
+        head,
+        f"\tif [ -s {agent} ]; then",
+        "\t\techo " + word(f"bootagent: {RESET_TITLES[mode]}: starting the agent (it asks first)"),
+        *("\t" + line for line in _boot_lines(data, BE, recovery=True, mode=f"reset:{mode}")),
+        "\telse",
+        "\t\techo " + word("bootagent: ", BE, f" has no /boot/{AGENT_IMAGE}: no factory reset from here"),
+        "\t\tsleep 10",
+        "\tfi",
         "}",
     ]
-    return lines
 
 
 def render(menu: Menu) -> str:
@@ -389,9 +463,12 @@ def render(menu: Menu) -> str:
         )
     if data.settings.submenu and per_env:
         title = quote(f"{os_name}: all boot environments")
-        out.append(command("submenu", title, "--id", SUBMENU_ID, "{"))
+        out.append(command("submenu", title, *_open(data), "--id", SUBMENU_ID, "{"))
         out += per_env
         out.append("}")
     else:
         out += per_env
+    if data.reset_entries:  # last: out of the way of the ordinary choices
+        for mode in RESET_IDS:
+            out += _reset_entry(data, mode, os_name)
     return "\n".join(out) + "\n"

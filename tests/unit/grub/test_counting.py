@@ -124,3 +124,23 @@ def test_the_default_entry_counts_before_the_kernel_in_one_save_env(tmp_path: Pa
     assert start < saves[0]
     assert "save_env" not in text[: text.index("--id bootagent-default {")]  # nothing else writes per boot
     assert text.count("save_env") == 1
+
+
+def test_a_reset_under_way_is_read_from_grubenv_by_real_grub(tmp_path: Path) -> None:
+    """GRUB's own load_env reads the reset flag the agent writes; the title says every entry carries it on."""
+    text = _menu(tmp_path)
+    probe = 'echo "SEEN reset=${bootagent_reset} title=${bootagent_title}"'
+    for flag, title in (
+        ("erase-all", "FACTORY RESET UNDER WAY (erase-all): every entry carries it on"),
+        (None, "boot environment beta"),
+    ):
+        env = tmp_path / "grub" / "grubenv"
+        env.parent.mkdir(exist_ok=True)
+        env.unlink(missing_ok=True)
+        subprocess.run(["grub-editenv", str(env), "create"], check=True)
+        if flag:
+            subprocess.run(["grub-editenv", str(env), "set", f"bootagent_reset={flag}"], check=True)
+        out = grub_emu(text + probe, tmp_path)
+        at = next(i for i, line in enumerate(out) if line.startswith("SEEN"))
+        seen = " ".join(out[at : out.index("END-OF-SCRIPT")])  # the emulator wraps at 80 columns
+        assert seen == f"SEEN reset={flag or ''} title={title}", out

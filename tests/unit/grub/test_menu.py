@@ -11,14 +11,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bootagent.grub.menu import GrubenvPlace, GrubSettings, MenuInput, build, kernel_words, render
+from bootagent.grub.menu import GrubenvPlace, GrubSettings, MenuInput, Protection, build, kernel_words, render
 from bootagent.names import GRUB_REGEXP
+from bootagent.reset.password import make_hash
 from tests.unit.grub.grubscript import SEPARATOR, words
 
 # Every command the menu may contain; a value that escaped its quotes would show up as another one.
 COMMANDS = {
     "###", "insmod", "set", "export", "search", "if", "then", "fi", "else", "elif", "load_env", "save_env",
-    "echo", "menuentry", "submenu", "linux", "initrd", "}",
+    "echo", "menuentry", "submenu", "linux", "initrd", "}", "sleep", "password_pbkdf2",
 }  # fmt: skip
 
 HOSTILE_NAMES = (
@@ -63,7 +64,15 @@ def commands(text: str) -> list[list[str]]:
 
 
 def linux_lines(text: str) -> list[list[str]]:
-    return [c for c in commands(text) if c[0] == "linux"]
+    """The `linux` commands of the boots (not those of the factory reset: see reset_lines)."""
+    return [c for c in commands(text) if c[0] == "linux" and "bootagent=reset" not in c]
+
+
+def reset_lines(text: str) -> list[list[str]]:
+    return [c for c in commands(text) if c[0] == "linux" and "bootagent=reset" in c]
+
+
+RESETS = ("bootagent-reset-keep-data", "bootagent-reset-erase-all")
 
 
 def make(**kw: object) -> MenuInput:
@@ -91,6 +100,7 @@ def test_the_menu_has_default_recovery_and_one_entry_per_environment(tmp_path: P
         "bootagent-be-alpha",
         "bootagent-be-beta",
         "bootagent-be-gamma",
+        *RESETS,
     ]
     titles = [c[1] for c in commands(text) if c[0] == "menuentry"]
     assert titles[0] == "Debian GNU/Linux, ${bootagent_title}"
@@ -152,10 +162,13 @@ def test_the_submenu_entries_see_the_pool_and_its_device() -> None:
     exported = {c[1] for c in cmds if c[0] == "export"}
     submenu = text.index("submenu ")
     used = {
-        v for v in ("bootagent_pool", "bootagent_dev", "bootagent_be") if "${" + v + "}" in text[submenu:]
+        v
+        for v in ("bootagent_pool", "bootagent_dev", "bootagent_be", "bootagent_reset")
+        if "${" + v + "}" in text[submenu:]
     }
     assert used <= exported
-    assert used == {"bootagent_pool", "bootagent_dev"}
+    # the environment GRUB chose and the reset flag: a reset under way is carried on from any entry
+    assert used == {"bootagent_pool", "bootagent_dev", "bootagent_be", "bootagent_reset"}
     # exported before the search sets the device (export names the variable, not its value at that point)
     assert text.index("export bootagent_dev") < text.index("search --no-floppy")
 
@@ -189,7 +202,13 @@ def test_names_outside_the_rule_get_no_entry_and_a_reason(tmp_path: Path) -> Non
     grub_script_check(text, tmp_path)
     assert menu.environments == ("alpha", "a:b")
     ids = [c[c.index("--id") + 1] for c in commands(text) if c[0] == "menuentry"]
-    assert ids == ["bootagent-default", "bootagent-recovery", "bootagent-be-alpha", "bootagent-be-a:b"]
+    assert ids == [
+        "bootagent-default",
+        "bootagent-recovery",
+        "bootagent-be-alpha",
+        "bootagent-be-a:b",
+        *RESETS,
+    ]
     assert "set bootagent_fallback=alpha" in text  # the bootfs with a space does not drop the menu
     warned = "\n".join(menu.warnings)
     assert "'my test' gets no GRUB entry: it contains a space" in warned
@@ -258,3 +277,29 @@ def test_any_input_gives_a_valid_menu_with_only_its_own_commands(
     text = render(menu)
     grub_script_check(text, tmp_path)
     commands(text)
+
+
+def test_the_reset_entries_start_the_agent_on_their_confirmation() -> None:
+    text = render(build(make()))
+    keep, erase = [c for c in commands(text) if c[0] == "menuentry"][-2:]
+    assert keep[1] == "GNU/Linux, factory reset, keeping the customer's data"
+    assert erase[1] == "GNU/Linux, factory reset, ERASING EVERYTHING"
+    modes = [[w for w in c if w.startswith("bootagent.reset=")] for c in reset_lines(text)]
+    # every other entry carries a reset under way on (resume); the two reset entries name their mode
+    assert modes.count(["bootagent.reset=keep-data"]) == 1
+    assert modes.count(["bootagent.reset=erase-all"]) == 1
+    boots = len([c for c in commands(text) if c[0] == "menuentry"]) - 2
+    assert modes.count(["bootagent.reset=resume"]) == boots
+    assert "--unrestricted" not in text  # no password: nothing is restricted
+    assert render(build(make(reset_entries=False))).count("bootagent.reset=keep-data") == 0
+
+
+def test_the_grub_password_restricts_only_the_resets() -> None:
+    hashed = make_hash("pw", b"0123456789abcdef")
+    text = render(build(make(protection=Protection("admin", hashed))))
+    cmds = commands(text)
+    assert ["set", "superusers=admin"] in cmds
+    assert ["password_pbkdf2", "admin", hashed] in cmds
+    entries = [c for c in cmds if c[0] in ("menuentry", "submenu")]
+    restricted = [c[c.index("--id") + 1] for c in entries if "--unrestricted" not in c]
+    assert restricted == list(RESETS)
