@@ -193,14 +193,33 @@ _RESOLVERS: dict[str, Callable[[ResumeContext, JournalEntry], Verdict]] = {
     "mark-good": lambda ctx, intent: _user_prop(ctx, intent, Prop.LAST_GOOD, intent.data.get("value", "")),
     "mark-failed": lambda ctx, intent: _user_prop(ctx, intent, Prop.FAILED, intent.data.get("value", "")),
     # the boot a bless was about is over: the next good boot blesses again (the counter counts till then)
+    "factory-seal": lambda ctx, intent: _seal(ctx, intent),
     "bless": lambda ctx, intent: (Outcome.FAILED, "cut short; the next good boot is blessed instead"),
 }
+
+
+# a factory reset is finished by the agent from its own plan (bootagent.reset), not from here
+OWNED_BY_THE_AGENT = frozenset({"factory-reset"})
+
+
+def _seal(ctx: ResumeContext, intent: JournalEntry) -> Verdict:
+    container = intent.data.get("container", "")
+    if (
+        container
+        and ctx.zfs.exists(f"{container}/system@factory")
+        and ctx.zfs.holds(f"{container}/system@factory")
+    ):
+        return Outcome.RESUMED, f"the baseline {container} had been sealed"
+    return Outcome.FAILED, "the seal was cut short; seal again with 'bootagent factory seal --replace'"
 
 
 def resolve_pending(ctx: ResumeContext) -> list[Resolution]:
     """Close every pending intent this version understands; return what was done (for the user)."""
     out: list[Resolution] = []
     for intent in reversed(ctx.journal.pending()):
+        if intent.action in OWNED_BY_THE_AGENT:
+            LOG.info("%s %s is carried on by the early-boot agent at boot", intent.action, intent.target)
+            continue
         resolver = _RESOLVERS.get(intent.action)
         if resolver is None:
             LOG.warning(

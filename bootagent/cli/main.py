@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 from bootagent import __version__
 from bootagent.bootmenu import BootMenu, boot_menu
-from bootagent.cli import render
+from bootagent.cli import factory, render
 from bootagent.cli.context import Context, build_context
 from bootagent.cli.recovery import recovery_status
 from bootagent.config import Config, load_config
@@ -25,6 +25,8 @@ from bootagent.model import Actor, CreatedBy
 from bootagent.names import shown, split_target, validate_name
 from bootagent.recovery import health, lifecycle
 from bootagent.recovery.lifecycle import RunningSystem
+from bootagent.reset.plan import ResetMode
+from bootagent.runner import run
 from bootagent.zfs.interface import ZfsBackend
 
 LOG = logging.getLogger("bootagent")
@@ -273,6 +275,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(actor=Actor.AUTOMATIC)
 
+    p = verb("factory", None, "the factory baselines a reset goes back to: seal one, list them")
+    fsub = p.add_subparsers(dest="factory_verb", metavar="ACTION", parser_class=Parser)
+    fsub.required = True
+    q = fsub.add_parser("seal", help="copy an environment and the config datasets into a new baseline")
+    _global_options(q, default=argparse.SUPPRESS)
+    q.set_defaults(handler=cmd_factory_seal)
+    q.add_argument("--from", dest="source", type=environment_arg, help="default: the running environment")
+    q.add_argument("--release", type=environment_arg, help="its name (default: VERSION_ID-YYYYMMDD)")
+    q.add_argument("--replace", action="store_true", help="seal a release that has a baseline again")
+    q = fsub.add_parser("list", help="the sealed baselines")
+    _global_options(q, default=argparse.SUPPRESS)
+    q.set_defaults(handler=cmd_factory_list)
+
+    p = verb(
+        "factory-reset",
+        cmd_factory_reset,
+        "ask for a factory reset at the next boot (the early-boot agent carries it out)",
+    )
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--keep-data", action="store_true", help="keep the customer datasets, untouched")
+    g.add_argument(
+        "--erase-all", action="store_true", help="erase everything but the baseline and the journal"
+    )
+    g.add_argument("--cancel", action="store_true", help="withdraw a reset asked for (before it begins)")
+    p.add_argument("--baseline", type=environment_arg, help="the release to go back to (default: the newest)")
+    p.add_argument("--secure", action="store_true", help="erase-all: also overwrite and trim the free space")
+    p.add_argument("--yes", action="store_true", help="do not ask for the typed confirmation")
+    p.add_argument("--reboot", action="store_true", help="reboot now to carry it out")
+
     p = verb("status", cmd_status, "pool health, boot choices and the latest journal entries")
     p.add_argument(
         "-n", "--entries", type=entries_arg, default=10, help="journal entries to show (default 10)"
@@ -462,7 +493,11 @@ def _system(ctx: Context) -> RunningSystem:
 
 
 def cmd_boot_start(ctx: Context, args: argparse.Namespace) -> Output:
-    record = lifecycle.boot_start(_system(ctx))
+    system = _system(ctx)
+    after_reset = factory.at_boot_start(ctx, system.runner, system.warn)
+    record = lifecycle.boot_start(system)
+    if after_reset:
+        system.say(after_reset)
     return Output(
         {"environment": record.environment, "tries": record.tries, "repaired": record.repaired},
         f"boot counting is armed for this boot of {record.environment}",
@@ -497,6 +532,32 @@ def cmd_bless(ctx: Context, args: argparse.Namespace) -> Output:
         "recovered": done.recovered.describe() if done.recovered else None,
     }
     return Output(data, "\n".join(lines))
+
+
+def cmd_factory_seal(ctx: Context, args: argparse.Namespace) -> Output:
+    done = factory.seal_baseline(ctx, args.source, args.release, args.replace)
+    return Output(done.data, done.text)
+
+
+def cmd_factory_list(ctx: Context, args: argparse.Namespace) -> Output:
+    done = factory.list_baselines(ctx)
+    return Output(done.data, done.text)
+
+
+def cmd_factory_reset(ctx: Context, args: argparse.Namespace) -> Output:
+    if args.cancel:
+        done = factory.cancel(ctx)
+        return Output(done.data, done.text)
+    mode = ResetMode.ERASE_ALL if args.erase_all else ResetMode.KEEP_DATA
+    if args.secure and mode is not ResetMode.ERASE_ALL:
+        raise UsageError("--secure goes with --erase-all (a keep-data reset erases no data)")
+    lines, _baseline = factory.plan_text(ctx, mode, args.baseline, args.secure)
+    confirm(factory.WORDS[mode], "\n".join(lines), assume_yes=args.yes)
+    done = factory.schedule(ctx, mode, release=args.baseline, secure=args.secure, actor=Actor.CLI)
+    if args.reboot:
+        run(["systemctl", "reboot"], timeout=60)
+        return Output({**done.data, "rebooting": True}, done.text + "\nrebooting now")
+    return Output(done.data, done.text + "\nreboot to carry it out (or give --reboot)")
 
 
 def cmd_status(ctx: Context, args: argparse.Namespace) -> Output:
@@ -535,6 +596,9 @@ def cmd_status(ctx: Context, args: argparse.Namespace) -> Output:
     counting = recovery_status(ctx)
     data["boot_counting"] = counting.data
     lines.extend(counting.lines)
+    reset_data, reset_lines = factory.reset_status(ctx)
+    data["factory_reset"] = reset_data
+    lines.extend(reset_lines)
     if pending:
         lines.append("operations cut short (no outcome recorded):")
         lines.extend(f"  {render.when(e.time)} {e.action} {e.target}" for e in pending)

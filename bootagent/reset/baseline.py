@@ -177,7 +177,12 @@ def seal(
     with journal.operation(
         "factory-seal",
         release,
-        data={"container": container, "environment": environment, "configs": " ".join(configs)},
+        data={
+            "container": container,
+            "snapshot": f"{container}/system@{snap}",
+            "environment": environment,
+            "configs": " ".join(configs),
+        },
     ):
         zfs.destroy([t for t in temporary if zfs.exists(t)])
         zfs.snapshot(temporary, {Prop.DESCRIPTION.value: f"being sealed as factory baseline {release}"})
