@@ -119,6 +119,10 @@ grub-script-check /boot/grub/grub.cfg
 grep -q "bootagent recovery menu" /boot/grub/grub.cfg
 if grep -q "^### BEGIN /etc/grub.d/10_linux ###" /boot/grub/grub.cfg; then echo "10_linux ran" >&2; exit 1; fi
 step "checked"
+# the factory baseline, sealed as a vendor's image build would: the installed system and its config
+bootagent factory seal --release testbed-1
+bootagent factory list
+step "factory baseline sealed"
 sync
 """
 

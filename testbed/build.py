@@ -559,6 +559,10 @@ def install_grub(disk: Path, workdir: Path, log: Path) -> None:
     shutil.rmtree(stage)
 
 
+# the raw key (32 bytes) of the encrypted customer dataset rpool/customer/vault: the scenarios load it to
+# read the vault before a reset, and show it no longer opens anything after an erase-all
+VAULT_KEY = "bootagent-testbed-vault-key-0001"
+
 POOL_JOB = r"""
 T=/mnt/t
 /lib/systemd/systemd-udevd --daemon
@@ -571,9 +575,9 @@ zpool create -f -o compatibility=grub2 -o ashift=12 -o cachefile=none -R $T \
     -O compression=lz4 -O acltype=posixacl -O xattr=sa -O atime=off -O relatime=off \
     -O canmount=off -O mountpoint=none @POOL@ $DISK-part3
 zfs create -o canmount=off -o mountpoint=none @POOL@/@ROOT@
-zfs create -o canmount=off -o mountpoint=none @POOL@/@FACTORY@
 
-# alpha: a copy of this (read-only) root; beta and the factory image: received from it
+# alpha: a copy of this (read-only) root; beta: received from it (the factory baseline is sealed from
+# beta by the product itself, 'bootagent factory seal', when the agent layer installs the package)
 zfs create -o canmount=noauto -o mountpoint=/ @POOL@/@ROOT@/alpha
 zfs mount @POOL@/@ROOT@/alpha
 mkdir -p /tmp/src && mount --bind / /tmp/src
@@ -582,11 +586,8 @@ umount /tmp/src
 zfs snapshot @POOL@/@ROOT@/alpha@clean
 zfs umount @POOL@/@ROOT@/alpha
 zfs send @POOL@/@ROOT@/alpha@clean | zfs receive -u -o canmount=noauto -o mountpoint=/ @POOL@/@ROOT@/beta
-zfs send @POOL@/@ROOT@/alpha@clean | zfs receive -u -o canmount=noauto -o mountpoint=/factory \
-    @POOL@/@FACTORY@/system
 zfs destroy @POOL@/@ROOT@/alpha@clean
 zfs destroy @POOL@/@ROOT@/beta@clean
-zfs destroy @POOL@/@FACTORY@/system@clean
 
 # gamma: the root with the other kernel, from the second disk
 zfs create -o canmount=noauto -o mountpoint=/ @POOL@/@ROOT@/gamma
@@ -617,19 +618,8 @@ mkbe alpha @KVER1@ "oldest boot environment"
 mkbe beta @KVER1@ "active boot environment"
 mkbe gamma @KVER2@ "boot environment with the backports kernel"
 
-zfs mount @POOL@/@FACTORY@/system
-mkdir -p $T/factory/etc/bootagent-testbed
-echo factory > $T/factory/etc/bootagent-testbed/marker
-zfs umount @POOL@/@FACTORY@/system
-zfs set mountpoint=none @POOL@/@FACTORY@/system
-zfs set canmount=noauto @POOL@/@FACTORY@/system
-zfs snapshot -o org.bootagent:description="factory image" @POOL@/@FACTORY@/system@@FACTORY_SNAP@
-zfs hold org.bootagent.factory @POOL@/@FACTORY@/system@@FACTORY_SNAP@
-
 zfs create -o mountpoint=/etc/appliance @POOL@/@CONFIG@
 cp /mnt/share/config/* $T/etc/appliance/
-zfs snapshot -o org.bootagent:description="factory configuration" @POOL@/@CONFIG@@@FACTORY_SNAP@
-zfs hold org.bootagent.factory @POOL@/@CONFIG@@@FACTORY_SNAP@
 
 zfs create -o canmount=off -o mountpoint=/srv/customer @POOL@/customer
 for c in acme globex; do
@@ -640,11 +630,22 @@ for c in acme globex; do
     (cd $d && sha256sum data-*.bin README > SHA256SUMS)
 done
 zfs set org.bootagent:customer=on @POOL@/customer/globex
+# an encrypted customer dataset (a raw key the scenarios know; asked for at the prompt, so no boot loads it)
+printf %s '@VAULT_KEY@' > /tmp/vault.key
+zfs create -o encryption=aes-256-gcm -o keyformat=raw -o keylocation=file:///tmp/vault.key \
+    -o canmount=noauto -o org.bootagent:customer=on @POOL@/customer/vault
+zfs mount @POOL@/customer/vault
+echo "customer vault" > $T/srv/customer/vault/README
+(cd $T/srv/customer/vault && sha256sum README > SHA256SUMS)
+zfs umount @POOL@/customer/vault
+zfs set keylocation=prompt @POOL@/customer/vault
+zfs unload-key @POOL@/customer/vault
+rm /tmp/vault.key
 zfs create -o mountpoint=/var/lib/bootagent @POOL@/@STATE@
 
 zpool set bootfs=@POOL@/@ROOT@/@ACTIVE@ @POOL@
 zfs list -t all -o name,used,mountpoint,canmount,org.bootagent:kernel > /mnt/share/layout.txt
-zfs holds @POOL@/@FACTORY@/system@@FACTORY_SNAP@ @POOL@/@CONFIG@@@FACTORY_SNAP@ >> /mnt/share/layout.txt
+zfs get -H encryption,keystatus @POOL@/customer/vault >> /mnt/share/layout.txt
 zpool get -H compatibility,bootfs @POOL@ >> /mnt/share/layout.txt
 zpool export @POOL@
 """
@@ -749,8 +750,7 @@ def stage_disk(helper: Artifact, gamma: Artifact, kernels: Kernels) -> Artifact:
             POOL_JOB.replace("@SERIAL@", DISK_SERIAL)
             .replace("@POOL@", POOL)
             .replace("@ROOT@", LAYOUT.root)
-            .replace("@FACTORY@", LAYOUT.factory)
-            .replace("@FACTORY_SNAP@", LAYOUT.factory_snapshot)
+            .replace("@VAULT_KEY@", VAULT_KEY)
             .replace("@CONFIG@", LAYOUT.config_datasets[0])
             .replace("@STATE@", LAYOUT.state_dataset)
             .replace("@ACTIVE@", ACTIVE_BE)

@@ -137,7 +137,7 @@ def test_list_status_checkpoint_create_mount_diff_keep_destroy_prune(guest: Mach
     snaps = znames(m, "snapshot")
     assert {"rpool/ROOT/beta@auto-2", "rpool/ROOT/beta@auto-3", "rpool/ROOT/beta@s1"} <= snaps
     assert not {"rpool/ROOT/beta@pre-test", "rpool/ROOT/beta@auto-0", "rpool/ROOT/beta@auto-1"} & snaps
-    assert "org.bootagent.factory" in m.check("zfs holds -H rpool/FACTORY/system@factory")
+    assert "org.bootagent.factory" in m.check("zfs holds -H rpool/FACTORY/testbed-1/system@factory")
 
     # status: the journal of all this, on the persistent dataset
     status = ba_json(m, "status")
