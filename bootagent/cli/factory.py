@@ -167,8 +167,7 @@ def reset_status(ctx: Context) -> tuple[dict[str, Any], list[str]]:
 def at_boot_start(ctx: Context, runner: Runner, warn: Callable[[str], None]) -> str:
     """Early in every boot of the real root. A reset under way means this root was booted around the agent
     (GRUB bypassed, its flag lost): never run a half-reset system -- set the flag again and reboot into the
-    agent, and the second time stop in the emergency shell for a person. After a finished reset, GRUB's
-    menu still lists the environments it removed: regenerate it, once."""
+    agent, and the second time stop in the emergency shell for a person."""
     store = ResetStore(str(ctx.journal.directory))
     try:
         plan = store.plan()
@@ -192,6 +191,13 @@ def at_boot_start(ctx: Context, runner: Runner, warn: Callable[[str], None]) -> 
         warn(f"{what} but this system booted without the agent: rebooting into the agent to finish it")
         runner(["systemctl", "--no-block", "reboot"], check=False, timeout=60)
         raise RefusedError(f"{what}: rebooting into the agent to finish it")
+    return ""
+
+
+def after_reset(ctx: Context, warn: Callable[[str], None]) -> str:
+    """At the first good boot after a reset (bless: every file system is mounted, /boot/grub too), GRUB's
+    menu still lists the environments the reset removed: regenerate it, once per reset."""
+    store = ResetStore(str(ctx.journal.directory))
     last = store.last_plan()
     if last is None:
         return ""

@@ -494,10 +494,8 @@ def _system(ctx: Context) -> RunningSystem:
 
 def cmd_boot_start(ctx: Context, args: argparse.Namespace) -> Output:
     system = _system(ctx)
-    after_reset = factory.at_boot_start(ctx, system.runner, system.warn)
+    factory.at_boot_start(ctx, system.runner, system.warn)
     record = lifecycle.boot_start(system)
-    if after_reset:
-        system.say(after_reset)
     return Output(
         {"environment": record.environment, "tries": record.tries, "repaired": record.repaired},
         f"boot counting is armed for this boot of {record.environment}",
@@ -518,8 +516,12 @@ def cmd_health(ctx: Context, args: argparse.Namespace) -> Output:
 
 
 def cmd_bless(ctx: Context, args: argparse.Namespace) -> Output:
-    done = lifecycle.bless(_system(ctx))
+    system = _system(ctx)
+    done = lifecycle.bless(system)
     lines = [f"{done.environment}: this boot is good; the boot counter is 0"]
+    refreshed = factory.after_reset(ctx, system.warn)
+    if refreshed:
+        lines.append(refreshed)
     if done.recovered is not None:
         lines.append(done.recovered.describe())
     if done.made_default:
