@@ -559,9 +559,6 @@ def install_grub(disk: Path, workdir: Path, log: Path) -> None:
     shutil.rmtree(stage)
 
 
-# the raw key (32 bytes) of the encrypted customer dataset rpool/customer/vault: the scenarios load it to
-# read the vault before a reset, and show it no longer opens anything after an erase-all
-VAULT_KEY = "bootagent-testbed-vault-key-0001"
 
 POOL_JOB = r"""
 T=/mnt/t
@@ -630,22 +627,10 @@ for c in acme globex; do
     (cd $d && sha256sum data-*.bin README > SHA256SUMS)
 done
 zfs set org.bootagent:customer=on @POOL@/customer/globex
-# an encrypted customer dataset (a raw key the scenarios know; asked for at the prompt, so no boot loads it)
-printf %s '@VAULT_KEY@' > /tmp/vault.key
-zfs create -o encryption=aes-256-gcm -o keyformat=raw -o keylocation=file:///tmp/vault.key \
-    -o canmount=noauto -o org.bootagent:customer=on @POOL@/customer/vault
-zfs mount @POOL@/customer/vault
-echo "customer vault" > $T/srv/customer/vault/README
-(cd $T/srv/customer/vault && sha256sum README > SHA256SUMS)
-zfs umount @POOL@/customer/vault
-zfs set keylocation=prompt @POOL@/customer/vault
-zfs unload-key @POOL@/customer/vault
-rm /tmp/vault.key
 zfs create -o mountpoint=/var/lib/bootagent @POOL@/@STATE@
 
 zpool set bootfs=@POOL@/@ROOT@/@ACTIVE@ @POOL@
 zfs list -t all -o name,used,mountpoint,canmount,org.bootagent:kernel > /mnt/share/layout.txt
-zfs get -H encryption,keystatus @POOL@/customer/vault >> /mnt/share/layout.txt
 zpool get -H compatibility,bootfs @POOL@ >> /mnt/share/layout.txt
 zpool export @POOL@
 """
@@ -750,7 +735,6 @@ def stage_disk(helper: Artifact, gamma: Artifact, kernels: Kernels) -> Artifact:
             POOL_JOB.replace("@SERIAL@", DISK_SERIAL)
             .replace("@POOL@", POOL)
             .replace("@ROOT@", LAYOUT.root)
-            .replace("@VAULT_KEY@", VAULT_KEY)
             .replace("@CONFIG@", LAYOUT.config_datasets[0])
             .replace("@STATE@", LAYOUT.state_dataset)
             .replace("@ACTIVE@", ACTIVE_BE)
