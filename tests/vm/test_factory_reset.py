@@ -1,9 +1,11 @@
 """The factory reset end to end on real OpenZFS, GRUB and initramfs-tools, over the serial console.
 
 The test bed's pool has what an appliance has: boot environments, a config dataset (rpool/config), customer
-data (rpool/customer/globex, marked; rpool/customer/vault, encrypted, marked), a dataset that is nothing
-bootagent knows (rpool/customer/acme: the default config names no customer datasets), the state dataset,
-and the factory baseline `testbed-1` the image build sealed with `bootagent factory seal`.
+data (rpool/customer/globex, marked org.bootagent:customer=on), a dataset that is nothing bootagent knows
+(rpool/customer/acme: the default config names no customer datasets), the state dataset, and the factory
+baseline `testbed-1` the image build sealed with `bootagent factory seal`. (No encrypted customer dataset:
+the pool GRUB boots from is created with compatibility=grub2, which forbids the encryption feature; the
+crypto-erase is covered by the quick tier until the test bed has the two-pool layout.)
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import time
 import pytest
 
 from bootagent.reset.password import make_hash
-from testbed.build import VAULT_KEY
 from testbed.machine import LOGIN_DONE, Machine
 
 pytestmark = [pytest.mark.vm, pytest.mark.timeout(3600)]
@@ -25,7 +26,7 @@ RECOVERY_ENTRY = 1  # GRUB: 0 default, 1 recovery menu, 2 the submenu, 3 reset k
 ERASE_ENTRY = 4
 MENU = "bootagent boot menu - pool rpool"
 BASELINE = "rpool/FACTORY/testbed-1"
-CUSTOMERS = ("rpool/customer/globex", "rpool/customer/vault")
+CUSTOMERS = ("rpool/customer/globex",)
 PASSWORD = "testbed-grub-pw"
 
 
@@ -43,28 +44,9 @@ def guid(m: Machine, dataset: str) -> str:
     return m.check(f"zfs get -H -o value guid {dataset}").strip()
 
 
-def open_vault(m: Machine, key: str = VAULT_KEY) -> tuple[int, str]:
-    """Load the vault's key from `key` and mount it; (exit code, what zfs said)."""
-    m.check(f"printf %s '{key}' > /tmp/vault.key")
-    return m.run(
-        "zfs load-key -L file:///tmp/vault.key rpool/customer/vault && "
-        "mkdir -p /srv/customer/vault && zfs mount rpool/customer/vault"
-    )
-
-
-def close_vault(m: Machine) -> None:
-    m.check("zfs umount rpool/customer/vault; zfs unload-key rpool/customer/vault; rm -f /tmp/vault.key")
-
-
 def customer_sums(m: Machine) -> str:
-    """sha256 of every customer file (the vault opened for it), one line each, sorted."""
-    code, out = open_vault(m)
-    assert code == 0, out
-    sums = m.check(
-        "cd /srv/customer && find globex acme vault -type f -print0 | sort -z | xargs -0 sha256sum"
-    )
-    close_vault(m)
-    return sums
+    """sha256 of every customer file (and of the unclassified acme's), one line each, sorted."""
+    return m.check("cd /srv/customer && find globex acme -type f -print0 | sort -z | xargs -0 sha256sum")
 
 
 def config_sums(m: Machine, where: str = "/etc/appliance") -> str:
@@ -166,13 +148,6 @@ def assert_erased(m: Machine, before: dict[str, str]) -> None:
         assert m.check(f"zfs list -H -o name -t snapshot -r {dataset}").strip() == ""
     assert m.check("ls -A /srv/customer/globex").strip() == ""
     assert m.check("zfs get -H -o value org.bootagent:customer rpool/customer/globex").strip() == "on"
-    # the vault: encrypted again, with a new key kept in the state dataset; the old key opens nothing
-    assert m.check("zfs get -H -o value encryption rpool/customer/vault").strip() == "aes-256-gcm"
-    code, out = open_vault(m)
-    assert code != 0, out
-    m.check("zfs load-key rpool/customer/vault && zfs mount rpool/customer/vault")
-    assert m.check("ls -A /srv/customer/vault").strip() == ""
-    m.check("zfs umount rpool/customer/vault && zfs unload-key rpool/customer/vault")
     # the unknown dataset is left alone; the baseline and the journal of before survive
     assert guid(m, "rpool/customer/acme") == before["rpool/customer/acme"]
     m.check("cd /srv/customer/acme && sha256sum -c --quiet SHA256SUMS")
@@ -195,7 +170,7 @@ def test_erase_all_from_its_grub_entry_behind_grubs_password(booted: Machine) ->
     m = booted
     hashed = make_hash(PASSWORD, b"bootagent-testbed")
     m.check(
-        "sed -i 's/^  password_pbkdf2: .*/  password_pbkdf2: \"" + hashed + "\"/; "
+        "sed -i 's/^  password_pbkdf2: .*/  password_pbkdf2: \"" + hashed + '"/; '
         "s/^  agent: true/  agent: false/' /etc/bootagent/bootagent.yaml && update-grub 2>&1",
         300,
     )
@@ -219,7 +194,7 @@ def test_erase_all_from_its_grub_entry_behind_grubs_password(booted: Machine) ->
     m.expect("Enter password:", 60)
     m.sendline(PASSWORD)
     m.expect("Factory reset: ERASE EVERYTHING \\(baseline testbed-1\\)", 600)
-    m.expect("ERASE +rpool/customer/vault", 60)  # the list of what goes, what is erased first
+    m.expect("ERASE +rpool/customer/globex", 60)  # the list of what goes, what is erased first
     m.expect("Type ERASE and press Enter", 60)
     keys(m, "E", "R", "A", "S", "E", "\r")
     started = time.monotonic()
@@ -234,8 +209,8 @@ def test_power_cuts_during_an_erase_all_resume_to_the_same_end(booted: Machine) 
     before = before_erase(m)
     m.sendline("bootagent factory-reset --erase-all --yes --reboot")
     cuts = [
-        r"factory reset, step 2 of \d+",  # right after the first destructive step (the crypto-erase)
-        r"removing rpool/ROOT/\S+",  # in the middle of removing the environments
+        r"removing rpool/ROOT/\S+",  # in the middle of the first destructive step
+        r"factory reset, step 4 of \d+",  # right after it (the old environments gone)
         r"factory reset, step \d+ of \d+: re-creating the customer datasets",  # customers gone, none made
     ]
     resumed: list[str] = []
