@@ -303,3 +303,89 @@ def test_main_never_raises(
     assert "internal error (LookupError: unknown encoding: utf-8-sig); continuing the normal boot" in (
         capsys.readouterr().out
     )
+
+
+# --- the factory reset at boot -----------------------------------------------------------------------------
+def test_a_reset_asked_for_from_the_running_system_runs_before_anything_else(tmp_path: Path) -> None:
+    from bootagent.reset.store import ResetRequest
+
+    session = FakeSession(tmp_path)
+    session.seal()
+    ResetStore(session.state_directory()).save_request(
+        ResetRequest(ResetMode.KEEP_DATA, None, False, "cli", 1)
+    )
+    code, out = agent(
+        parse_cmdline("root=ZFS=rpool/ROOT/beta bootagent=reset bootagent.reset=resume"), session
+    )
+    assert code is Exit.CONTINUE
+    assert "was asked for from the running system (by cli)" in out
+    assert "plan_reset keep-data cli" in session.events
+    (handed,) = [e for e in session.events if e.startswith("hand_over")]
+    assert session.zfs.nodes[handed.removeprefix("hand_over ")].origin == "rpool/FACTORY/r1/system@factory"
+    assert ResetStore(session.state_directory()).request() is None
+
+
+def test_a_reset_cut_short_is_carried_on_whatever_the_entry(tmp_path: Path) -> None:
+    session = FakeSession(tmp_path)
+    session.seal()
+    plan = session.plan_reset(ResetMode.ERASE_ALL)
+    target = session._target(lambda _m: None, Actor.AGENT)
+
+    class Cut(Exception):
+        pass
+
+    def cut(p: ResetPlan) -> None:
+        if p.done == 2:
+            raise Cut
+
+    target.after_step = cut
+    with pytest.raises(Cut):
+        start(target, plan)
+    # the menu entry, not a reset one: the reset under way comes first
+    code, out = agent(parse_cmdline("root=ZFS=rpool/ROOT/beta bootagent=menu"), session)
+    assert code is Exit.CONTINUE
+    assert "was interrupted after step 2" in out
+    assert session.events[-1] == f"hand_over {plan.new_dataset}"
+    assert sorted(n for n in session.zfs.nodes if n.startswith("rpool/ROOT/")) == [plan.new_dataset]
+
+
+def test_a_reset_that_fails_stops_at_a_shell_instead_of_booting_half_reset(tmp_path: Path) -> None:
+    session = FakeSession(tmp_path)
+    session.seal()
+    plan = session.plan_reset(ResetMode.ERASE_ALL)
+    session.zfs.fail_next["destroy"] = RefusedError("the disk said no")
+    code, out = agent(
+        parse_cmdline("root=ZFS=rpool/ROOT/beta bootagent=reset bootagent.reset=erase-all"),
+        session,
+        menu=lambda s, *_: MenuResult(MenuExit.BOOT, s.factory_reset(plan, lambda _m: None)),
+    )
+    assert code is Exit.SHELL
+    assert "the disk said no" in out
+    assert "MANUAL INTERVENTION NEEDED" in out
+    assert not [e for e in session.events if e.startswith("hand_over")]
+
+
+def test_an_unreadable_reset_state_stops_for_a_person(tmp_path: Path) -> None:
+    session = FakeSession(tmp_path)
+    store = ResetStore(session.state_directory())
+    store.dir.mkdir(parents=True)
+    (store.dir / "plan.json").write_text("{torn")
+    notices: list[str] = []
+
+    def menu(_s: Any, _c: Any, _p: Any, notice: str) -> MenuResult:
+        notices.append(notice)
+        return MenuResult(MenuExit.SHELL)
+
+    code, _ = agent(parse_cmdline("root=ZFS=rpool/ROOT/beta bootagent=menu"), session, menu=menu)
+    assert code is Exit.SHELL
+    assert "cannot be read" in notices[0]
+
+
+def test_unattended_reset_from_the_command_line_only_keeps_data(tmp_path: Path) -> None:
+    session = FakeSession(tmp_path)
+    session.seal()
+    code, _ = agent(parse_cmdline("root=ZFS=rpool/ROOT/beta bootagent.action=reset-keep-data"), session)
+    assert code is Exit.CONTINUE
+    assert "plan_reset keep-data automatic" in session.events
+    assert {"rpool/ROOT/alpha", "rpool/ROOT/beta", "rpool/ROOT/gamma"} <= session.zfs.nodes.keys()
+    assert parse_cmdline("bootagent.action=reset-erase-all").action is None  # no such unattended action
