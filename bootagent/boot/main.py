@@ -273,6 +273,13 @@ def run_agent(
         else:
             session.close()
             return Exit.CONTINUE
+        if result.exit is MenuExit.RESET and result.reset is not None:
+            say(
+                console,
+                f"bootagent: factory reset ({result.reset.mode.value}) to baseline {result.reset.baseline}",
+            )
+            decision = session.factory_reset(result.reset, lambda msg: say(console, f"bootagent: {msg}"))
+            result = MenuResult(MenuExit.BOOT, decision)
         if result.exit is MenuExit.BOOT and result.decision is not None:
             say(console, f"bootagent: booting {result.decision.environment}")
             if result.decision.needs_own_kernel:

@@ -33,12 +33,14 @@ class MenuExit(StrEnum):
     SHELL = "shell"
     REBOOT = "reboot"
     POWEROFF = "poweroff"
+    RESET = "reset"  # a confirmed factory reset: the agent carries it out on the plain console
 
 
 @dataclass(frozen=True)
 class MenuResult:
     exit: MenuExit
     decision: BootDecision | None = None  # set when exit is BOOT
+    reset: ResetPlan | None = None  # set when exit is RESET
 
 
 class RecoverySession(Protocol):
@@ -72,8 +74,4 @@ class RecoverySession(Protocol):
 
     def plan_reset(self, mode: ResetMode) -> ResetPlan:
         """What a factory reset in `mode` would keep and erase (nothing is changed)."""
-        ...
-
-    def factory_reset(self, plan: ResetPlan, progress: Progress) -> BootDecision:
-        """Carry the reset out (the caller has the typed confirmation) and decide to boot its result."""
         ...

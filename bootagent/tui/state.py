@@ -684,7 +684,7 @@ def reset_plan_call(mode: ResetMode) -> Call:
             Confirm(
                 title=f"Factory reset: {RESET_TITLES[outcome.mode]} (baseline {outcome.baseline})",
                 lines=(what, *screen_lines(outcome)),
-                effects=(reset_call(outcome),),
+                effects=(reset_exit(outcome),),
                 word=word,
                 prompt=f"Type {word} and press Enter to reset; anything else cancels.",
             )
@@ -693,13 +693,10 @@ def reset_plan_call(mode: ResetMode) -> Call:
     return Call(f"planning the factory reset ({mode.value})", lambda s, p: s.plan_reset(mode), done)
 
 
-def reset_call(plan: ResetPlan) -> Call:
-    return Call(
-        f"factory reset ({plan.mode.value})",
-        lambda s, p: s.factory_reset(plan, p),
-        _exit_boot,
-        changes_pool=True,
-    )
+def reset_exit(plan: ResetPlan) -> Exit:
+    """The menu ends; the agent carries the reset out on the plain console, a line per step (a log that
+    remote hands on a slow serial line can follow, and that stays on the screen)."""
+    return Exit(MenuResult(MenuExit.RESET, reset=plan))
 
 
 def guarded(state: MenuState, what: str, effects: Sequence[Effect]) -> list[Effect]:

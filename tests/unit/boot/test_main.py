@@ -357,7 +357,7 @@ def test_a_reset_that_fails_stops_at_a_shell_instead_of_booting_half_reset(tmp_p
     code, out = agent(
         parse_cmdline("root=ZFS=rpool/ROOT/beta bootagent=reset bootagent.reset=erase-all"),
         session,
-        menu=lambda s, *_: MenuResult(MenuExit.BOOT, s.factory_reset(plan, lambda _m: None)),
+        menu=lambda *_: MenuResult(MenuExit.RESET, reset=plan),  # the menu's typed word was right
     )
     assert code is Exit.SHELL
     assert "the disk said no" in out
@@ -389,3 +389,18 @@ def test_unattended_reset_from_the_command_line_only_keeps_data(tmp_path: Path) 
     assert "plan_reset keep-data automatic" in session.events
     assert {"rpool/ROOT/alpha", "rpool/ROOT/beta", "rpool/ROOT/gamma"} <= session.zfs.nodes.keys()
     assert parse_cmdline("bootagent.action=reset-erase-all").action is None  # no such unattended action
+
+
+def test_a_reset_confirmed_in_the_menu_is_carried_out_on_the_console_then_booted(tmp_path: Path) -> None:
+    session = FakeSession(tmp_path)
+    session.seal()
+    plan = session.plan_reset(ResetMode.KEEP_DATA)
+    code, out = agent(
+        parse_cmdline("root=ZFS=rpool/ROOT/beta bootagent=reset bootagent.reset=keep-data"),
+        session,
+        menu=lambda *_: MenuResult(MenuExit.RESET, reset=plan),
+    )
+    assert code is Exit.CONTINUE
+    assert "bootagent: factory reset (keep-data) to baseline r1" in out
+    assert "bootagent: factory reset, step 1 of 4: making the new boot environment" in out
+    assert session.events[-1] == f"hand_over {plan.new_dataset}"

@@ -113,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
             {
                 "exit": result.exit.value,
                 "decision": asdict(result.decision) if result.decision else None,
+                "reset": json.loads(result.reset.to_json()) if result.reset else None,
                 "calls": session.calls,
                 "info": info,
             }
