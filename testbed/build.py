@@ -559,7 +559,6 @@ def install_grub(disk: Path, workdir: Path, log: Path) -> None:
     shutil.rmtree(stage)
 
 
-
 POOL_JOB = r"""
 T=/mnt/t
 /lib/systemd/systemd-udevd --daemon
