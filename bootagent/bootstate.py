@@ -12,6 +12,7 @@ from bootagent.errors import SystemFailure
 from bootagent.grubenv import DEFAULT_VAR, ONCE_VAR, GrubenvError, GrubenvFile
 from bootagent.mounts import MOUNTS, mount_of, mount_table
 from bootagent.recovery.counter import TRIES_VAR
+from bootagent.reset.store import RESET_VAR
 from bootagent.zfs.interface import ZfsBackend
 
 LOG = logging.getLogger(__name__)
@@ -81,6 +82,12 @@ class BootStore:
     def set_once(self, name: str | None) -> None:
         self._check_place()
         self.grubenv.update({ONCE_VAR: name})
+
+    def set_reset(self, mode: str | None) -> None:
+        """The factory reset's flag (bootagent.reset.store.RESET_VAR): set while a reset is asked for or
+        under way, cleared when it is complete."""
+        self._check_place()
+        self.grubenv.update({RESET_VAR: mode})
 
     def counter(self) -> tuple[str | None, bool]:
         """The boot counter's raw value, and whether the block it came from is sound (present, undamaged)."""

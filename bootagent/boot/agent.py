@@ -346,7 +346,7 @@ class EarlyBootSession:
 
     def resume_reset(self, progress: Progress) -> BootDecision | None:
         """Carry on a reset a power cut interrupted (it was confirmed when it began), if there is one."""
-        if ResetStore(self.state_directory()).plan() is None:
+        if self.reset_store().plan() is None:
             return None
         target = self.reset_target(progress, Actor.AUTOMATIC)
         plan = resume(target)

@@ -101,8 +101,17 @@ def plan_text(ctx: Context, mode: ResetMode, release: str | None, secure: bool) 
     return [head, *("  " + line for line in summary(plan))], plan.baseline
 
 
-def schedule(ctx: Context, mode: ResetMode, *, release: str | None, secure: bool, actor: Actor) -> Result:
-    """Write the request (state dataset) and the GRUB flag; the agent carries it out at the next boot."""
+def schedule(
+    ctx: Context,
+    mode: ResetMode,
+    planned: tuple[list[str], str],
+    *,
+    release: str | None,
+    secure: bool,
+    actor: Actor,
+) -> Result:
+    """Write the request (state dataset) and the GRUB flag; the agent carries it out at the next boot.
+    `planned` is what plan_text showed (the agent plans again at boot, from the pool as it is then)."""
     store = ResetStore(str(ctx.journal.directory))
     try:
         under_way = store.plan()
@@ -112,11 +121,11 @@ def schedule(ctx: Context, mode: ResetMode, *, release: str | None, secure: bool
         raise RefusedError(
             f"a factory reset ({under_way.mode.value}) is under way already; reboot to let it finish"
         )
-    lines, baseline = plan_text(ctx, mode, release, secure)
+    lines, baseline = planned
     request = ResetRequest(mode, release, secure, actor.value, int(time.time()))
     with ctx.journal.operation("factory-reset-request", mode.value, data={"baseline": baseline}):
         store.save_request(request)
-        ctx.envs.boot.grubenv.update({"bootagent_reset": mode.value})
+        ctx.envs.boot.set_reset(mode.value)
     return Result(
         {"mode": mode.value, "baseline": baseline, "secure": secure, "plan": lines[1:]},
         "\n".join([*lines, "", "asked for: the early-boot agent carries it out at the next boot"]),

@@ -553,9 +553,9 @@ def cmd_factory_reset(ctx: Context, args: argparse.Namespace) -> Output:
     mode = ResetMode.ERASE_ALL if args.erase_all else ResetMode.KEEP_DATA
     if args.secure and mode is not ResetMode.ERASE_ALL:
         raise UsageError("--secure goes with --erase-all (a keep-data reset erases no data)")
-    lines, _baseline = factory.plan_text(ctx, mode, args.baseline, args.secure)
-    confirm(factory.WORDS[mode], "\n".join(lines), assume_yes=args.yes)
-    done = factory.schedule(ctx, mode, release=args.baseline, secure=args.secure, actor=Actor.CLI)
+    planned = factory.plan_text(ctx, mode, args.baseline, args.secure)
+    confirm(factory.WORDS[mode], "\n".join(planned[0]), assume_yes=args.yes)
+    done = factory.schedule(ctx, mode, planned, release=args.baseline, secure=args.secure, actor=Actor.CLI)
     if args.reboot:
         run(["systemctl", "reboot"], timeout=60)
         return Output({**done.data, "rebooting": True}, done.text + "\nrebooting now")

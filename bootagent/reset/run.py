@@ -1,5 +1,5 @@
 """Carrying out a reset plan: each step idempotent, the plan saved after each, so a power cut at any moment
-is finished by the next boot (every GRUB entry comes back into the agent while RESET_VAR is set).
+is finished by the next boot (every GRUB entry comes back into the agent while the grubenv flag is set).
 
 The order is what keeps a cut-off reset safe: the plan and the GRUB flag before the first change; the
 encrypted customer data destroyed first (keys and all); the new environment made and made the default
@@ -21,7 +21,7 @@ from bootagent.fsutil import atomic_write
 from bootagent.journal import Journal, Outcome
 from bootagent.model import FACTORY_HOLD_TAG, CreatedBy, DatasetKind, Prop
 from bootagent.reset.plan import Recorded, ResetMode, ResetPlan, StepKind, key_file
-from bootagent.reset.store import RESET_VAR, ResetStore
+from bootagent.reset.store import ResetStore
 from bootagent.zfs.interface import ZfsBackend
 
 LOG = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ def set_flag(boot: BootStore, mode: ResetMode | None) -> None:
     """RESET_VAR in grubenv; a grubenv that cannot be written is said, not fatal (the plan in the state
     dataset still makes the agent resume when it runs, and bootagent-boot-start stops a half-reset root)."""
     try:
-        boot.grubenv.update({RESET_VAR: mode.value if mode is not None else None})
+        boot.set_reset(mode.value if mode is not None else None)
     except BootagentError as exc:
         LOG.warning(
             "could not %s the reset flag in GRUB's environment block: %s",
@@ -144,10 +144,7 @@ def _destroy_recorded(target: ResetTarget, records: tuple[Recorded, ...]) -> Non
 
 
 def _crypto_erase(target: ResetTarget, plan: ResetPlan) -> None:
-    encrypted = tuple(
-        r for r in plan.customers if r.encrypted and r.props.get("encryptionroot") in ("", r.name)
-    )
-    _destroy_recorded(target, encrypted or tuple(r for r in plan.customers if r.encrypted))
+    _destroy_recorded(target, tuple(r for r in plan.customers if r.encrypted))
 
 
 def _clone(target: ResetTarget, plan: ResetPlan) -> None:

@@ -86,15 +86,19 @@ def sealed(zfs: FakeZfs, config: Config, journal: Journal) -> FakeZfs:
     return zfs
 
 
-@pytest.fixture
-def target(sealed: FakeZfs, grubenv: GrubenvFile, journal: Journal, tmp_path: Path) -> ResetTarget:
+def make_target(zfs: FakeZfs, grubenv: GrubenvFile, journal: Journal, base: Path) -> ResetTarget:
     return ResetTarget(
-        zfs=sealed,
-        boot=BootStore(sealed, grubenv, mounts_path=str(tmp_path / "no-mounts")),
+        zfs=zfs,
+        boot=BootStore(zfs, grubenv, mounts_path=str(base / "no-mounts")),
         journal=journal,
-        state_directory=str(tmp_path / "state"),
+        state_directory=str(base / "state"),
         clock=lambda: NOW,
     )
+
+
+@pytest.fixture
+def target(sealed: FakeZfs, grubenv: GrubenvFile, journal: Journal, tmp_path: Path) -> ResetTarget:
+    return make_target(sealed, grubenv, journal, tmp_path)
 
 
 def with_reset(config: Config, **changes: object) -> Config:

@@ -15,7 +15,7 @@ from bootagent.reset.run import ResetTarget
 from bootagent.reset.service import prepare, resume, start
 from bootagent.reset.store import RESET_VAR, ResetStore
 from tests.fakes import FakeZfs
-from tests.unit.reset.conftest import NOW, appliance_pool, with_reset
+from tests.unit.reset.conftest import NOW, appliance_pool, make_target, with_reset
 
 
 class PowerCut(Exception):
@@ -127,7 +127,7 @@ STEPS = [
 
 
 def fresh_target(tmp_path: Path, name: str, config: Config) -> ResetTarget:
-    from bootagent.bootstate import BootStore
+    """A sealed appliance pool of its own, with the config changed since the seal."""
     from bootagent.grubenv import GrubenvFile
     from bootagent.journal import Journal
     from bootagent.model import Actor
@@ -150,13 +150,7 @@ def fresh_target(tmp_path: Path, name: str, config: Config) -> ResetTarget:
         clock=lambda: NOW - 1000,
     )
     zfs.nodes["rpool/config"].files = {"/appliance.conf": "name=customised"}
-    return ResetTarget(
-        zfs=zfs,
-        boot=BootStore(zfs, grubenv, mounts_path=str(base / "none")),
-        journal=journal,
-        state_directory=str(base / "state"),
-        clock=lambda: NOW,
-    )
+    return make_target(zfs, grubenv, journal, base)
 
 
 @pytest.mark.parametrize(("mode", "reset"), STEPS)
