@@ -85,6 +85,10 @@ class CheckFailure(StrEnum):
     WAIT = "wait"  # stay up for inspection; the boot is not blessed and counts as failed
 
 
+BOOT_POOL_AUTO: Final = "auto"
+BOOT_POOL_NONE: Final = "none"
+
+
 class Tristate(StrEnum):
     AUTO = "auto"
     ON = "true"
@@ -98,6 +102,7 @@ class Layout:
     factory_snapshot: str = "factory"
     config_datasets: tuple[str, ...] = ("config",)  # returned to @factory by a keep-data reset
     state_dataset: str = "bootagent"  # the agent's persistent state; no reset erases it
+    boot_root: str = "BOOT"  # with a boot pool, each environment's /boot is <boot_pool>/<boot_root>/<name>
 
 
 @dataclass(frozen=True)
@@ -160,6 +165,9 @@ class Protection:
 @dataclass(frozen=True)
 class Config:
     pool: str | None = None  # None = auto
+    # the pool holding each environment's /boot half (the OpenZFS HOWTO's bpool): BOOT_POOL_AUTO (another
+    # imported pool with <pool>/<boot_root>), BOOT_POOL_NONE (/boot is inside each environment) or a name
+    boot_pool: str = "auto"
     layout: Layout = field(default_factory=Layout)
     customer_datasets: tuple[str, ...] = ()  # relative to the pool
     grubenv: str = "/boot/grub/grubenv"
@@ -525,6 +533,12 @@ class _Checker:
 _Check = Callable[[_Checker, str, Node], Any]
 
 
+def _boot_pool(c: _Checker, key: str, node: Node) -> Any:
+    if isinstance(node, ScalarNode) and node.tag == _STR and node.value in (BOOT_POOL_AUTO, BOOT_POOL_NONE):
+        return node.value
+    return c.string(key, node, "'auto', 'none' or a pool name", pool_name_problem, "pool name")
+
+
 def _pool(c: _Checker, key: str, node: Node) -> Any:
     if isinstance(node, ScalarNode) and node.tag == _STR and node.value == "auto":
         return None
@@ -536,6 +550,7 @@ _SECTIONS: Final[dict[str, tuple[Any, dict[str, _Check]]]] = {
         Layout,
         {
             "root": _Checker.dataset,
+            "boot_root": _Checker.dataset,
             "factory": _Checker.dataset,
             "factory_snapshot": lambda c, k, n: c.string(
                 k, n, "a snapshot name", snapshot_name_problem, "snapshot name"
@@ -607,6 +622,7 @@ _SECTIONS: Final[dict[str, tuple[Any, dict[str, _Check]]]] = {
 
 _TOP: Final[dict[str, _Check]] = {
     "pool": _pool,
+    "boot_pool": _boot_pool,
     "customer_datasets": _Checker.dataset_list,
     "grubenv": lambda c, k, n: c.string(
         k,
@@ -619,6 +635,7 @@ _TOP: Final[dict[str, _Check]] = {
 }
 _TOP_ORDER: Final = (
     "pool",
+    "boot_pool",
     "layout",
     "customer_datasets",
     "grubenv",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -31,6 +32,7 @@ from bootagent.model import (
     split_target,
     validate_name,
 )
+from bootagent.pairs import BOOT_MOUNTPOINT, PairLayout, boot_refusal, layout_for, pair_up, with_boot_halves
 from bootagent.prune import PrunePlan, RetentionPolicy, plan_prune, protected_reason
 from bootagent.resume import Resolution, ResumeContext, resolve_pending
 from bootagent.zfs.interface import DiffEntry, ZfsBackend
@@ -89,6 +91,17 @@ class BootEnvironments:
         self.root = config.root_container(pool)
         self.resolutions: list[Resolution] = []  # operations cut short earlier, closed by this instance
         self._resumed = False
+        self._layout: PairLayout | None = None
+
+    @property
+    def layout(self) -> PairLayout:
+        """Where the halves of an environment live (one pool, or a boot pool beside it), found once."""
+        if self._layout is None:
+            warnings: list[str] = []
+            self._layout = layout_for(self.zfs, self.config, self.pool, warnings)
+            for warning in warnings:
+                LOG.warning("%s", warning)
+        return self._layout
 
     # --- operations cut short --------------------------------------------------------------------------
     def resume_pending(self) -> list[Resolution]:
@@ -103,6 +116,7 @@ class BootEnvironments:
             pool=self.pool,
             root=self.root,
             refusal=self._refusal_now,
+            boot_root=self.layout.boot,
         )
         done = resolve_pending(ctx)
         self.resolutions.extend(done)
@@ -120,7 +134,7 @@ class BootEnvironments:
         tree = self.zfs.list_tree(self.root)
         mounts = self.zfs.mounts()
         choice = self.boot.read()
-        envs = assemble(self.root, tree)
+        envs, orphans = self._paired(assemble(self.root, tree))
         names = {e.name for e in envs}
         running_ds = mounts.get("/")
         running = (
@@ -144,7 +158,41 @@ class BootEnvironments:
             environments=tuple(envs),
             state=BootState(active=active, next_once=once, running=running, last_known_good=lkg),
             boot_choice=choice,
+            boot=self.layout.boot,
+            orphans=orphans,
         )
+
+    def _paired(self, envs: list[BootEnvironment]) -> tuple[list[BootEnvironment], tuple[str, ...]]:
+        layout = self.layout
+        if layout.boot is None:
+            return envs, ()
+        try:
+            boot_tree = self.zfs.list_tree(layout.boot)
+        except BootagentError as exc:
+            why = f"the boot pool's {layout.boot} cannot be read ({exc.message})"
+            LOG.warning("%s: no environment can be booted or changed", why)
+            return [replace(e, missing_half=why) for e in envs], ()
+        paired = pair_up(layout, envs, boot_tree)
+        return list(paired.environments), paired.orphans
+
+    def _snapshot_pair(self, env: BootEnvironment, full: str, props: dict[str, str]) -> str | None:
+        """Snapshot `full` (ENV's dataset@NAME) and, right after, its /boot half with the same pair mark;
+        a /boot half that cannot be taken takes the first half back with it. Returns the boot half."""
+        if (why := boot_refusal(env)) is not None:
+            raise RefusedError(why, hint=_PAIR_HINT)
+        boot = self.layout.boot_half(full) if env.boot_dataset else None
+        if boot is None:
+            self.zfs.snapshot([full], props)
+            return None
+        props = {**props, Prop.PAIR.value: f"{int(self.clock())}-{secrets.token_hex(4)}"}
+        self.zfs.snapshot([full], props)
+        try:
+            self.zfs.snapshot([boot], props)
+        except BaseException:
+            LOG.error("could not take the /boot half %s; removing %s again", boot, full)
+            self.zfs.destroy([full])
+            raise
+        return boot
 
     # --- checkpoints ---------------------------------------------------------------------------------
     def checkpoint(
@@ -168,10 +216,13 @@ class BootEnvironments:
             self._make_room(inv)
         full = f"{env.dataset}@{snap_name}"
         props = {Prop.DESCRIPTION.value: description, Prop.CREATED_BY.value: created_by.value}
-        with self.journal.operation(
-            "checkpoint", f"{env.name}@{snap_name}", detail=description, data={"snapshot": full}
-        ):
-            self.zfs.snapshot([full], props)
+        if (why := boot_refusal(env)) is not None:
+            raise RefusedError(why, hint=_PAIR_HINT)
+        data = {"snapshot": full}
+        if env.boot_dataset and (boot := self.layout.boot_half(full)):
+            data["boot"] = boot
+        with self.journal.operation("checkpoint", f"{env.name}@{snap_name}", detail=description, data=data):
+            self._snapshot_pair(env, full, props)
         return self.inventory().find_snapshot(env.name, snap_name)
 
     def _auto_name(self, created_by: CreatedBy) -> str:
@@ -195,7 +246,7 @@ class BootEnvironments:
                 self.config.retention.min_free_percent,
                 len(plan.items),
             )
-            self._destroy_planned(plan)
+            self._destroy_planned(plan, inv)
 
     # --- new environments ----------------------------------------------------------------------------
     def create(
@@ -222,20 +273,23 @@ class BootEnvironments:
         else:
             env_name, snap_name = split_target(source)
             src_env = inv.find(env_name)
-            if snap_name is not None:
-                inv.find_snapshot(env_name, snap_name)
-        with self.journal.operation(
-            "create",
-            name,
-            detail=description,
-            data={"source": source or src_env.name, "dataset": f"{self.root}/{name}"},
-        ) as op:
+            if snap_name is not None and (why := boot_refusal(inv.find_snapshot(env_name, snap_name))):
+                raise RefusedError(why, hint=_PAIR_HINT)
+        if (why := boot_refusal(src_env)) is not None:
+            raise RefusedError(why, hint=_PAIR_HINT)
+        dataset = f"{self.root}/{name}"
+        data = {"source": source or src_env.name, "dataset": dataset}
+        boot_dataset = self.layout.boot_half(dataset) if src_env.boot_dataset else None
+        if boot_dataset:
+            data["boot"] = boot_dataset
+        with self.journal.operation("create", name, detail=description, data=data) as op:
             if snap_name is None:
                 snap_name = f"create-{name}"[:MAX_NAME]
                 if any(s.name == snap_name for s in src_env.snapshots):
                     snap_name = self._auto_name(CreatedBy.AUTOMATIC)
-                self.zfs.snapshot(
-                    [f"{src_env.dataset}@{snap_name}"],
+                self._snapshot_pair(
+                    src_env,
+                    f"{src_env.dataset}@{snap_name}",
                     {
                         Prop.DESCRIPTION.value: f"source of {name}",
                         Prop.CREATED_BY.value: CreatedBy.AUTOMATIC.value,
@@ -250,13 +304,19 @@ class BootEnvironments:
                 props[Prop.KERNEL.value] = src_env.kernel
             if rolled_back_from:
                 props[Prop.ROLLED_BACK_FROM.value] = rolled_back_from
-            dataset = f"{self.root}/{name}"
             self.zfs.clone(dataset, origin, props)
+            made = [dataset]
             try:
                 self.zfs.set_native(dataset, {"canmount": "noauto", "mountpoint": "/"})
+                if boot_dataset:
+                    boot_origin = self.layout.boot_half(origin)
+                    assert boot_origin is not None
+                    self.zfs.clone(boot_dataset, boot_origin, {})
+                    made.append(boot_dataset)
+                    self.zfs.set_native(boot_dataset, {"canmount": "noauto", "mountpoint": BOOT_MOUNTPOINT})
             except BaseException:
-                LOG.error("could not finish %s; removing the half-made clone", dataset)
-                self.zfs.destroy([dataset])
+                LOG.error("could not finish %s; removing the half-made clone", " + ".join(made))
+                self.zfs.destroy(made[::-1])
                 raise
             LOG.info("created %s from %s (journal op %s)", dataset, origin, op.op)
         return self.inventory().find(name)
@@ -266,6 +326,8 @@ class BootEnvironments:
         self.resume_pending()
         inv = self.inventory()
         env = inv.find(name)
+        if (why := boot_refusal(env)) is not None:
+            raise RefusedError(why, hint=_PAIR_HINT)
         if once:
             with self.journal.operation("activate-once", name, data={"dataset": env.dataset}):
                 self.boot.set_once(name)
@@ -341,6 +403,8 @@ class BootEnvironments:
         return RollbackResult(target=target, environment=new_env.name)
 
     def _rollback_in_place(self, inv: Inventory, env: BootEnvironment, target: Snapshot) -> RollbackResult:
+        if (why := boot_refusal(target)) is not None:
+            raise RefusedError(why, hint=_PAIR_HINT)
         if target.dataset != env.dataset:
             raise RefusedError(
                 f"{target.label} is not a snapshot of {env.name}; "
@@ -367,6 +431,8 @@ class BootEnvironments:
             data={"target": target.label, "destroys": " ".join(s.name for s in newer)},
         ):
             destroyed = self.zfs.rollback_destroying_newer(target.full_name)
+            if target.boot_name:
+                destroyed += self.zfs.rollback_destroying_newer(target.boot_name)
         return RollbackResult(
             target=target, environment=env.name, destroyed=tuple(destroyed), destructive=True
         )
@@ -461,6 +527,7 @@ class BootEnvironments:
                 names.append(env.dataset)
             else:
                 names.append(f"{env.dataset}@{snap_name}")
+        names = with_boot_halves(names, inv.environments)
         with self.journal.operation("destroy", " ".join(targets), data={"datasets": " ".join(names)}):
             self.zfs.destroy(names)
         return names
@@ -501,16 +568,18 @@ class BootEnvironments:
     def prune(self, *, dry_run: bool = False) -> PrunePlan:
         if not dry_run:
             self.resume_pending()
-        plan = self.plan_prune()
+        inv = self.inventory()
+        plan = self.plan_prune(inv)
         if not dry_run and plan.items:
-            self._destroy_planned(plan)
+            self._destroy_planned(plan, inv)
         return plan
 
-    def _destroy_planned(self, plan: PrunePlan) -> None:
+    def _destroy_planned(self, plan: PrunePlan, inv: Inventory) -> None:
+        names = with_boot_halves(plan.names, inv.environments)
         with self.journal.operation(
-            "prune", f"{len(plan.items)} checkpoint(s)", data={"datasets": " ".join(plan.names)}
+            "prune", f"{len(plan.items)} checkpoint(s)", data={"datasets": " ".join(names)}
         ):
-            self.zfs.destroy(list(plan.names))
+            self.zfs.destroy(names)
 
     # --- flags ---------------------------------------------------------------------------------------
     def set_keep(self, target: str, keep: bool) -> None:
@@ -560,7 +629,21 @@ class BootEnvironments:
         if os.listdir(where):
             raise RefusedError(f"{where} is not empty", hint="choose an empty directory")
         self.zfs.mount(name, where)
+        boot = self._boot_half_of(inv, target)
+        if boot is not None:
+            inside = os.path.join(where, BOOT_MOUNTPOINT.lstrip("/"))
+            if os.path.isdir(inside):
+                self.zfs.mount(boot, inside)
+            else:
+                LOG.warning("%s has no /boot directory; its /boot half %s is not mounted", target, boot)
         return where
+
+    def _boot_half_of(self, inv: Inventory, target: str) -> str | None:
+        env_name, snap_name = split_target(target)
+        env = inv.find(env_name)
+        if snap_name is None:
+            return env.boot_dataset
+        return inv.find_snapshot(env_name, snap_name).boot_name
 
     def umount(self, target_or_path: str) -> str:
         mounts = self.zfs.mounts()
@@ -577,6 +660,9 @@ class BootEnvironments:
             path = found[0]
         if path == "/":
             raise RefusedError("refusing to unmount the running root")
+        inside = os.path.join(path, BOOT_MOUNTPOINT.lstrip("/"))
+        if path != "/" and inside in mounts:  # a pair's /boot half, mounted inside it
+            self.zfs.unmount(inside)
         self.zfs.unmount(path)
         if path.startswith(self.mount_base + "/"):
             try:
@@ -604,6 +690,9 @@ class BootEnvironments:
 
 
 # --- helpers -----------------------------------------------------------------------------------------
+_PAIR_HINT = "see 'bootagent list': both halves of a pair (root pool and boot pool) must be there"
+
+
 def _label(target: Snapshot | BootEnvironment) -> str:
     return target.label if isinstance(target, Snapshot) else target.name
 

@@ -33,6 +33,8 @@ class Inventory:
     environments: tuple[BootEnvironment, ...]  # oldest first
     state: BootState
     boot_choice: BootChoice
+    boot: str | None = None  # "<boot pool>/<boot_root>" in a two-pool layout (bootagent.pairs)
+    orphans: tuple[str, ...] = ()  # boot halves without a root half
 
     def find(self, name: str) -> BootEnvironment:
         """The environment called `name`; a name outside the rule is refused with its reason even when a
@@ -174,6 +176,7 @@ def _snapshot(env: str, ds: DatasetInfo, clones: list[str]) -> Snapshot:
         keep=_is_on(ds.user_props, Prop.KEEP),
         clones=tuple(sorted(clones)),
         mounted=ds.mounted,
+        pair_mark=ds.user_props.get(Prop.PAIR.value) or None,
     )
 
 

@@ -26,6 +26,8 @@ class Prop(StrEnum):
     ROLLED_BACK_FROM = PROP_PREFIX + "rolled-back-from"  # the environment a rollback left
     # "EPOCH: why": unattended recovery gave up on it; never chosen automatically until activated again
     FAILED = PROP_PREFIX + "failed"
+    # the same token on the two halves of one checkpoint of a boot-environment pair (bootagent.pairs)
+    PAIR = PROP_PREFIX + "pair"
 
 
 FACTORY_HOLD_TAG = "org.bootagent.factory"
@@ -136,6 +138,9 @@ class Snapshot:
     clones: tuple[str, ...] = ()  # datasets cloned from this snapshot
     holds: frozenset[str] = frozenset()
     mounted: bool = False  # mounted somewhere (bootagent mount): ZFS refuses to destroy it
+    pair_mark: str | None = None  # Prop.PAIR
+    boot_name: str | None = None  # the /boot half's snapshot, in a two-pool layout (bootagent.pairs)
+    missing_half: str | None = None  # why the pair is not whole: never booted or cloned
 
     @property
     def full_name(self) -> str:
@@ -164,6 +169,8 @@ class BootEnvironment:
     rolled_back_from: str | None
     snapshots: tuple[Snapshot, ...] = ()  # oldest first
     failed: str | None = None  # Prop.FAILED: "EPOCH: why" unattended recovery gave up on it
+    boot_dataset: str | None = None  # the /boot half, in a two-pool layout (bootagent.pairs)
+    missing_half: str | None = None  # why the pair is not whole: never booted, activated or cloned
 
 
 @dataclass(frozen=True)

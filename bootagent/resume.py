@@ -5,8 +5,11 @@ its outcome after. A power cut in between leaves the intent pending. Before the 
 the early-boot agent going read-write), `resolve_pending` looks at each pending intent, newest first (an
 operation's inner steps were written after it), and closes it:
 
-- checkpoint: the snapshot exists (resumed: it was made) or not (failed: nothing was made);
-- create: the clone exists (resumed; its canmount/mountpoint are finished if the cut came before) or not;
+- checkpoint: the snapshot exists (resumed: it was made) or not (failed: nothing was made); of a pair
+  (bootagent.pairs), a root half without its /boot half is removed again (rolled back): the /boot half taken
+  now would be of another moment;
+- create: the clone exists (resumed; its canmount/mountpoint are finished if the cut came before, and of a
+  pair the /boot half is cloned if it is missing) or not;
 - activate: the environment exists: grubenv and bootfs are set again, so they agree (resumed);
 - activate-once: the next-boot choice is it (resumed) or not (failed: a trial is never re-armed by itself);
 - rollback, roll-forward: the new environment exists and is complete: it is made the default (resumed);
@@ -44,6 +47,12 @@ class ResumeContext:
     pool: str
     root: str  # "<pool>/<root>", the environments' container
     refusal: Callable[[str], str | None]  # why ENV or ENV@SNAP may not be destroyed now, or None
+    boot_root: str | None = None  # "<boot pool>/<boot_root>" in a two-pool layout (bootagent.pairs)
+
+    def boot_half(self, name: str) -> str | None:
+        if self.boot_root is None or not name.startswith(self.root + "/"):
+            return None
+        return self.boot_root + name[len(self.root) :]
 
 
 @dataclass(frozen=True)
@@ -68,24 +77,52 @@ def _dataset(ctx: ResumeContext, intent: JournalEntry, name: str) -> str:
 
 def _checkpoint(ctx: ResumeContext, intent: JournalEntry) -> Verdict:
     full = intent.data.get("snapshot") or f"{ctx.root}/{intent.target}"
-    if ctx.zfs.exists(full):
-        return Outcome.RESUMED, f"the snapshot {full} had been made"
-    return Outcome.FAILED, "no snapshot was made; nothing changed"
+    boot = intent.data.get("boot")
+    if not ctx.zfs.exists(full):
+        return Outcome.FAILED, "no snapshot was made; nothing changed"
+    if boot and not ctx.zfs.exists(boot):
+        ctx.zfs.destroy([full])
+        return Outcome.ROLLED_BACK, f"its /boot half {boot} was never taken; {full} was removed again"
+    return Outcome.RESUMED, f"the snapshot {full} had been made"
+
+
+class _Unfinished(BootagentError):
+    """A pair's root half whose /boot half cannot be made any more."""
+
+
+def _settle(ctx: ResumeContext, dataset: str, mountpoint: str) -> bool:
+    info = next((d for d in ctx.zfs.list_tree(dataset) if d.name == dataset), None)
+    if info is not None and (info.canmount != "noauto" or info.mountpoint != mountpoint):
+        ctx.zfs.set_native(dataset, {"canmount": "noauto", "mountpoint": mountpoint})
+        return True
+    return False
 
 
 def _finish_clone(ctx: ResumeContext, dataset: str) -> str:
-    info = next((d for d in ctx.zfs.list_tree(dataset) if d.name == dataset), None)
-    if info is not None and (info.canmount != "noauto" or info.mountpoint != "/"):
-        ctx.zfs.set_native(dataset, {"canmount": "noauto", "mountpoint": "/"})
-        return "its mount settings were finished"
-    return "it was complete"
+    notes = ["its mount settings were finished"] if _settle(ctx, dataset, "/") else []
+    boot = ctx.boot_half(dataset)
+    if boot is not None:
+        if not ctx.zfs.exists(boot):
+            info = next((d for d in ctx.zfs.list_tree(dataset) if d.name == dataset), None)
+            origin = ctx.boot_half(info.origin) if info is not None and info.origin else None
+            if origin is None or not ctx.zfs.exists(origin):
+                raise _Unfinished(f"its /boot half {boot} cannot be cloned (no {origin or 'origin'})")
+            ctx.zfs.clone(boot, origin, {})
+            notes.append(f"its /boot half was cloned from {origin}")
+        if _settle(ctx, boot, "/boot"):
+            notes.append("its /boot half's mount settings were finished")
+    return "; ".join(notes) or "it was complete"
 
 
 def _create(ctx: ResumeContext, intent: JournalEntry) -> Verdict:
     dataset = _dataset(ctx, intent, intent.target)
     if not ctx.zfs.exists(dataset):
         return Outcome.FAILED, "no environment was made; nothing changed"
-    return Outcome.RESUMED, f"{dataset} exists; {_finish_clone(ctx, dataset)}"
+    try:
+        return Outcome.RESUMED, f"{dataset} exists; {_finish_clone(ctx, dataset)}"
+    except _Unfinished as exc:
+        ctx.zfs.destroy([dataset])
+        return Outcome.FAILED, f"{exc.message}: the half-made {dataset} was removed"
 
 
 def _activate(ctx: ResumeContext, intent: JournalEntry) -> Verdict:
@@ -109,7 +146,11 @@ def _new_environment(ctx: ResumeContext, intent: JournalEntry, key: str) -> Verd
     dataset = f"{ctx.root}/{name}"
     if not ctx.zfs.exists(dataset):
         return Outcome.FAILED, f"{name} was not made; the default was not changed"
-    note = _finish_clone(ctx, dataset)
+    try:
+        note = _finish_clone(ctx, dataset)
+    except _Unfinished as exc:
+        ctx.zfs.destroy([dataset])
+        return Outcome.FAILED, f"{exc.message}: the half-made {name} was removed; the default was not changed"
     ctx.boot.set_default(ctx.pool, dataset, name)
     return Outcome.RESUMED, f"{name} exists ({note}) and is the default"
 
@@ -158,8 +199,14 @@ def _rollback_in_place(ctx: ResumeContext, intent: JournalEntry) -> Verdict:
     if not snaps or not ctx.zfs.exists(full):
         return Outcome.FAILED, "nothing to judge it by; nothing is changed now"
 
+    boot = ctx.boot_half(full)
+    if boot is not None and ctx.zfs.exists(boot):
+        snaps += [b for s in snaps if (b := ctx.boot_half(s)) is not None]
+
     def finish(_left: list[str]) -> None:
         ctx.zfs.rollback_destroying_newer(full)
+        if boot is not None and ctx.zfs.exists(boot):
+            ctx.zfs.rollback_destroying_newer(boot)
 
     if all(ctx.zfs.exists(s) for s in snaps):
         return Outcome.FAILED, "nothing had been destroyed; nothing changed"

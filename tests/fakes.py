@@ -63,7 +63,13 @@ class FakeZfs:
         self.clock = 1_700_000_000
         self.calls: list[tuple[str, ...]] = []
         self.fail_next: dict[str, Exception] = {}
+        self.extra_pools: list[str] = []  # imported beside `pool`, sharing its size and health
         self.add_fs(pool, mountpoint="/" + pool)
+
+    def add_pool(self, name: str) -> None:
+        """Another imported pool (the HOWTO's boot pool)."""
+        self.extra_pools.append(name)
+        self.add_fs(name, mountpoint="/" + name)
 
     # --- building a tree -----------------------------------------------------------------------------
     def _tick(self) -> tuple[int, int]:
@@ -148,12 +154,13 @@ class FakeZfs:
 
     # --- ZfsBackend: reading -------------------------------------------------------------------------
     def pool_info(self, pool: str) -> PoolInfo:
-        if pool != self.pool:
+        if pool != self.pool and pool not in self.extra_pools:
             raise NotFoundError(f"no such pool: {pool}", hint="zpool import")
-        return PoolInfo(pool, self.health, self.size, self.free, self.readonly, self.bootfs)
+        bootfs = self.bootfs if pool == self.pool else None
+        return PoolInfo(pool, self.health, self.size, self.free, self.readonly, bootfs)
 
     def imported_pools(self) -> list[str]:
-        return [self.pool]
+        return [self.pool, *self.extra_pools]
 
     def pool_guid(self, pool: str) -> int:
         self.pool_info(pool)
@@ -187,6 +194,8 @@ class FakeZfs:
             if "@" not in name:
                 raise InvalidNameError(f"not a snapshot name: {name}")
             check_zfs_name(name)
+        if len({name.split("/", 1)[0].split("@", 1)[0] for name in names}) > 1:  # as lzc_snapshot
+            raise ZfsError("cannot snapshot datasets of several pools at once", errno=18)  # EXDEV
         for name in names:
             self._need(name.split("@", 1)[0])
             if name in self.nodes:
@@ -424,4 +433,25 @@ def reference_pool(zfs: FakeZfs | None = None) -> FakeZfs:
     z.add_fs("rpool/bootagent", mountpoint="/var/lib/bootagent")
     z.bootfs = "rpool/ROOT/beta"
     z.mounted["/"] = "rpool/ROOT/beta"
+    return z
+
+
+def howto_pools(zfs: FakeZfs | None = None) -> FakeZfs:
+    """The OpenZFS "Root on ZFS" layout, as bootagent left it: the reference pool's environments, each with
+    its /boot half in bpool/BOOT/<name> and every snapshot taken on both halves with one pair mark."""
+    z = reference_pool(zfs)
+    z.add_pool("bpool")
+    z.add_fs("bpool/BOOT", canmount="off", mountpoint="none")
+    for be in ("alpha", "beta", "gamma"):
+        root = z.nodes[f"rpool/ROOT/{be}"]
+        z.add_fs(f"bpool/BOOT/{be}", mountpoint="/boot", canmount="noauto", files={"/vmlinuz": be})
+        for snap in z.snapshots_of(root.name):
+            mark = f"{snap.creation}-{be}"
+            snap.user_props["org.bootagent:pair"] = mark
+            z.add_snap(
+                f"bpool/BOOT/{be}@{snap.name.split('@', 1)[1]}",
+                when=(snap.creation, z._tick()[1]),
+                user_props={"org.bootagent:pair": mark},
+            )
+    z.mounted["/boot"] = "bpool/BOOT/beta"
     return z

@@ -18,9 +18,20 @@ from typing import TextIO
 from bootagent.config import Config
 from bootagent.errors import BootagentError, CommandError
 from bootagent.grub.counting import Counting
-from bootagent.grub.menu import GrubenvPlace, GrubSettings, Menu, MenuInput, Protection, build, render
+from bootagent.grub.menu import (
+    BootPool,
+    GrubenvPlace,
+    GrubSettings,
+    Menu,
+    MenuInput,
+    Protection,
+    build,
+    render,
+)
 from bootagent.inventory import assemble
+from bootagent.model import BootEnvironment
 from bootagent.names import shown
+from bootagent.pairs import PairLayout, layout_for, pair_up
 from bootagent.runner import Runner, run
 from bootagent.zfs.interface import ZfsBackend
 
@@ -129,6 +140,13 @@ def menu_input(config: Config, sources: MenuSources, warnings: list[str]) -> Men
         warnings.append(f"cannot list the boot environments of {pool}: {exc.message}")
         return None
     environments = assemble(container, tree)
+    layout = layout_for(zfs, config, pool, warnings)
+    boot = None
+    if layout.boot is not None:
+        found = _boot_pool(zfs, layout, environments, warnings)
+        if found is None:
+            return None
+        environments, boot = found
     fallback = None
     if info.bootfs and info.bootfs.startswith(container + "/"):
         fallback = info.bootfs[len(container) + 1 :]
@@ -153,7 +171,35 @@ def menu_input(config: Config, sources: MenuSources, warnings: list[str]) -> Men
             if config.protection.grub_protected
             else None
         ),
+        boot=boot,
     )
+
+
+def _boot_pool(
+    zfs: ZfsBackend, layout: PairLayout, environments: list[BootEnvironment], warnings: list[str]
+) -> tuple[list[BootEnvironment], BootPool] | None:
+    """With a boot pool: the environments whose pair is whole (the others are warned about), and where GRUB
+    finds the /boot halves. None (no entries at all) when the boot pool cannot be read."""
+    assert layout.boot is not None
+    pool, _, root = layout.boot.partition("/")
+    try:
+        boot_tree = zfs.list_tree(layout.boot)
+    except BootagentError as exc:
+        warnings.append(f"cannot list the /boot halves in {layout.boot}: {exc.message}")
+        return None
+    paired = pair_up(layout, environments, boot_tree)
+    whole = []
+    for env in paired.environments:
+        if env.missing_half:
+            warnings.append(f"boot environment {shown(env.name)} gets no GRUB entry: {env.missing_half}")
+        else:
+            whole.append(env)
+    uuid = None
+    try:
+        uuid = f"{zfs.pool_guid(pool):016x}"
+    except BootagentError as exc:
+        warnings.append(f"cannot read the guid of {pool} ({exc.message}); GRUB finds it by its name")
+    return whole, BootPool(pool, root, uuid)
 
 
 def generate(config: Config, sources: MenuSources, problems: Sequence[str] = ()) -> Menu:

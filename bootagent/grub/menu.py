@@ -33,6 +33,7 @@ from bootagent.recovery.counter import TRIES_VAR
 from bootagent.reset.store import RESET_VAR
 
 DEV = Var("bootagent_dev")
+BOOT_DEV = Var("bootagent_bootdev")
 ENV_DEV = Var("bootagent_envdev")
 BE = Var("bootagent_be")
 AGENT_IMAGE = "bootagent.img"
@@ -129,6 +130,15 @@ class Protection:
 
 
 @dataclass(frozen=True)
+class BootPool:
+    """The HOWTO's boot pool: environment NAME's kernels are in <pool>/<root>/NAME, at its top."""
+
+    pool: str
+    root: str  # relative to the pool, e.g. "BOOT"
+    uuid: str | None = None  # GRUB's fs_uuid (the pool's guid in hex)
+
+
+@dataclass(frozen=True)
 class MenuInput:
     pool: str
     root: str  # the environments' container relative to the pool (layout.root), e.g. "ROOT"
@@ -140,6 +150,7 @@ class MenuInput:
     counting: Counting = field(default_factory=Counting)
     protection: Protection | None = None
     reset_entries: bool = True  # the two factory reset entries
+    boot: BootPool | None = None  # each environment's /boot on a pool of its own (bootagent.pairs)
 
 
 @dataclass(frozen=True)
@@ -187,13 +198,29 @@ def build(data: MenuInput, warnings: Sequence[str] = ()) -> Menu:
         counting=data.counting,
         protection=data.protection,
         reset_entries=data.reset_entries,
+        boot=data.boot,
     )
     return Menu(chosen, tuple(bootable), tuple(notes))
 
 
 # --- writing ---------------------------------------------------------------------------------------------
 def _boot_path(data: MenuInput, env: str | Var, file: str) -> str:
+    if data.boot is not None:  # the /boot half, on the boot pool
+        return word("(", BOOT_DEV, f")/{data.boot.root}/", env, f"@/{file}")
     return word("(", DEV, f")/{data.root}/", env, f"@/boot/{file}")
+
+
+def _search(var: Var, pool: str, uuid: str | None) -> list[str]:
+    """Find a pool's device: by its guid, else by its name (GRUB's label of a ZFS pool)."""
+    by_label = f"search --no-floppy --label --set={var.name} {quote(pool)}"
+    if not uuid:
+        return [by_label]
+    return [
+        f"search --no-floppy --fs-uuid --set={var.name} {quote(uuid)}",
+        f"if [ -z {word(var)} ]; then",
+        f"\t{by_label}",
+        "fi",
+    ]
 
 
 def _choice(data: MenuInput, var: Var, indent: str) -> list[str]:
@@ -231,13 +258,10 @@ def _preamble(data: MenuInput) -> list[str]:
             f"set superusers={quote(data.protection.user)}",
             command("password_pbkdf2", quote(data.protection.user), quote(data.protection.password_pbkdf2)),
         ]
-    if data.pool_uuid:
-        lines.append(f"search --no-floppy --fs-uuid --set=bootagent_dev {quote(data.pool_uuid)}")
-        lines.append(f"if [ -z {word(DEV)} ]; then")
-        lines.append(f"\tsearch --no-floppy --label --set=bootagent_dev {quote(data.pool)}")
-        lines.append("fi")
-    else:
-        lines.append(f"search --no-floppy --label --set=bootagent_dev {quote(data.pool)}")
+    lines += _search(DEV, data.pool, data.pool_uuid)
+    if data.boot is not None:
+        lines += ["set bootagent_bootdev=", "export bootagent_bootdev"]
+        lines += _search(BOOT_DEV, data.boot.pool, data.boot.uuid)
     if data.grubenv.uuid:
         lines += [
             "set bootagent_envdev=",

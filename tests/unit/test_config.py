@@ -91,7 +91,8 @@ def loader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> s
 def test_config_defaults_equal_the_schema() -> None:
     config = Config()
     assert config.pool is None
-    assert config.layout == Layout("ROOT", "FACTORY", "factory", ("config",), "bootagent")
+    assert config.boot_pool == "auto"
+    assert config.layout == Layout("ROOT", "FACTORY", "factory", ("config",), "bootagent", "BOOT")
     assert config.customer_datasets == ()
     assert config.grubenv == "/boot/grub/grubenv"
     assert config.retention == Retention(10, 90, 10, 1, (CreatedBy.AUTOMATIC, CreatedBy.PACKAGE_MANAGER))
@@ -898,8 +899,8 @@ def test_did_you_mean_hints_stop_after_a_hundred(tmp_path: Path) -> None:
     found = problems_of(tmp_path, text)
     assert len(found) == 101
     assert found[-1] == (
-        "101:1: pol: unknown key; expected one of pool, layout, customer_datasets, grubenv, grub_update, "
-        "retention, recovery, console, journal, reset, protection"
+        "101:1: pol: unknown key; expected one of pool, boot_pool, layout, customer_datasets, grubenv, "
+        "grub_update, retention, recovery, console, journal, reset, protection"
     )
     assert one_problem(tmp_path, "pol: tank\n") == "1:1: pol: unknown key; did you mean 'pool'?"
 

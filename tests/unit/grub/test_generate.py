@@ -15,7 +15,7 @@ from bootagent.errors import CommandError
 from bootagent.grub.generate import MenuSources, generate, grubenv_place
 from bootagent.grub.menu import GrubenvPlace, render
 from bootagent.runner import CommandResult
-from tests.fakes import FakeZfs, reference_pool
+from tests.fakes import FakeZfs, howto_pools, reference_pool
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[3] / "bootagent" / "data" / "bootagent.yaml"
 
@@ -168,3 +168,51 @@ def test_the_verb_prints_the_menu_and_a_bad_config_is_only_a_warning(
 
 def _sources_with_probe(zfs: FakeZfs, **_kw: Any) -> MenuSources:
     return MenuSources(zfs=zfs, runner=Probe(), environ={})
+
+
+# --- the HOWTO's two pools --------------------------------------------------------------------------------
+@pytest.mark.subprocess
+def test_on_two_pools_the_kernels_come_from_each_environments_boot_half(tmp_path: Path) -> None:
+    """The package's own config on a HOWTO machine: the boot pool is found, every file GRUB loads is read
+    from bpool/BOOT/<name>, the root from rpool/ROOT/<name>; the text is valid GRUB script."""
+    from bootagent.config import load_config
+    from tests.unit.grub.test_menu import grub_script_check, linux_lines
+
+    config = load_config(DEFAULT_CONFIG, strict=True).config
+    zfs = howto_pools()
+    menu = generate(config, sources(zfs))
+    assert menu.usable
+    assert menu.warnings == ()
+    text = render(menu)
+    grub_script_check(text, tmp_path)
+    assert "search --no-floppy --fs-uuid --set=bootagent_bootdev 1f2e3d4c5b6a7980" in text
+    assert "search --no-floppy --label --set=bootagent_bootdev bpool" in text
+    assert "export bootagent_bootdev" in text
+    kernels = [c[1] for c in linux_lines(text)]
+    assert "(${bootagent_bootdev})/BOOT/alpha@/vmlinuz" in kernels
+    assert all(k.startswith("(${bootagent_bootdev})/BOOT/") for k in kernels), kernels
+    assert "/boot/vmlinuz" not in text.replace("/boot/bootagent.img", "")
+    assert "root=ZFS=${bootagent_pool}/ROOT/alpha" in text.replace('"', "")
+    assert '[ -s ("${bootagent_bootdev}")/BOOT/"${bootagent_be}"@/bootagent.img ]' in text
+
+
+def test_on_two_pools_a_missing_half_gets_no_entry_and_a_reason() -> None:
+    zfs = howto_pools()
+    for name in [n for n in zfs.nodes if n.startswith("bpool/BOOT/gamma")]:
+        del zfs.nodes[name]
+    menu = generate(Config(), sources(zfs))
+    assert menu.environments == ("alpha", "beta")
+    assert menu.warnings == (
+        "boot environment 'gamma' gets no GRUB entry: its /boot half bpool/BOOT/gamma does not exist",
+    )
+
+
+def test_on_two_pools_an_unreadable_boot_pool_gives_no_menu() -> None:
+    """Entries that would load kernels from the root pool's empty /boot are worse than GRUB's own."""
+    zfs = howto_pools()
+    menu = generate(Config(boot_pool="bpool2"), sources(zfs))
+    assert not menu.usable
+    assert render(menu) == ""
+    assert (
+        menu.warnings[0] == "cannot list the /boot halves in bpool2/BOOT: dataset does not exist: bpool2/BOOT"
+    )
