@@ -230,7 +230,9 @@ def test_create_clones_both_halves_and_mounts_the_boot_half_at_boot(
     assert env.missing_half is None
 
 
-def test_a_boot_half_that_cannot_be_cloned_leaves_nothing(zfs: FakeZfs, envs: BootEnvironments) -> None:
+def test_a_boot_half_that_cannot_be_cloned_leaves_nothing(
+    zfs: FakeZfs, envs: BootEnvironments, monkeypatch: pytest.MonkeyPatch
+) -> None:
     real = zfs.clone
 
     def clone(name: str, origin: str, props: dict[str, str]) -> None:
@@ -238,7 +240,7 @@ def test_a_boot_half_that_cannot_be_cloned_leaves_nothing(zfs: FakeZfs, envs: Bo
             raise ZfsError("out of space", errno=28)
         real(name, origin, props)
 
-    zfs.clone = clone  # type: ignore[method-assign]
+    monkeypatch.setattr(zfs, "clone", clone)
     with pytest.raises(ZfsError):
         envs.create("delta", "beta@s2")
     assert halves(zfs, "delta") == (False, False)
@@ -278,7 +280,9 @@ def test_destroy_and_prune_take_both_halves(zfs: FakeZfs, envs: BootEnvironments
         assert not zfs.exists(name.replace("rpool/ROOT/", "bpool/BOOT/"))
 
 
-def test_mount_puts_the_boot_half_inside(zfs: FakeZfs, envs: BootEnvironments, tmp_path: Path) -> None:
+def test_mount_puts_the_boot_half_inside(
+    zfs: FakeZfs, envs: BootEnvironments, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     where = tmp_path / "look"
     where.mkdir()
     real = zfs.mount
@@ -288,7 +292,7 @@ def test_mount_puts_the_boot_half_inside(zfs: FakeZfs, envs: BootEnvironments, t
         if name.startswith("rpool/"):
             (Path(path) / "boot").mkdir()
 
-    zfs.mount = mount  # type: ignore[method-assign]
+    monkeypatch.setattr(zfs, "mount", mount)
     envs.mount("alpha@s2", str(where))
     assert zfs.mounted[str(where)] == "rpool/ROOT/alpha@s2"
     assert zfs.mounted[str(where / "boot")] == "bpool/BOOT/alpha@s2"
