@@ -9,20 +9,21 @@ import logging
 import os
 import shlex
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bootagent.boot.cmdline import BootParams, cmdline_for
 from bootagent.boot.kernels import KernelFiles, choose_kernel
 from bootagent.boot.session import BootDecision, Progress
 from bootagent.bootstate import BootStore
-from bootagent.config import Config
+from bootagent.config import BOOT_POOL_AUTO, BOOT_POOL_NONE, Config
 from bootagent.environments import BootEnvironments, Inventory, RollbackResult, RollForwardResult, unique_name
 from bootagent.errors import BootagentError, CommandError, RefusedError
 from bootagent.grubenv import Grubenv, GrubenvFile
 from bootagent.journal import Journal, JournalEntry
 from bootagent.model import Actor, CreatedBy, split_target
 from bootagent.names import name_problem, shown
+from bootagent.pairs import boot_refusal
 from bootagent.reset.plan import ResetMode, ResetPlan
 from bootagent.reset.run import ResetTarget, set_flag
 from bootagent.reset.service import prepare, resume
@@ -112,6 +113,15 @@ class EarlyBootSession:
         self._inventory: Inventory | None = None
         self._envs: BootEnvironments | None = None
         self.conf = read_shell_conf(self.paths.initramfs_conf)
+        # the HOWTO's boot pool: the config's, else the one the running system had when the image was made
+        self.boot_pool: str | None = config.boot_pool
+        if config.boot_pool == BOOT_POOL_AUTO:
+            self.boot_pool = self.conf.get("BOOT_POOL") or None
+        if self.boot_pool in (BOOT_POOL_NONE, pool):
+            self.boot_pool = None
+        self.boot_imported = False
+        if self.boot_pool:  # the layout is known: no guessing among the pools in the initramfs
+            self.config = replace(config, boot_pool=self.boot_pool)
 
     # --- pool and mounts -----------------------------------------------------------------------------
     def open_readonly(self) -> None:
@@ -124,23 +134,51 @@ class EarlyBootSession:
             self.cli.import_pool(self.pool, readonly=True, altroot=None)
             self.imported = True
             self.writable = False
+        self._import_boot_pool(readonly=not self.writable)
         self._mount_state()
 
-    def _already_imported(self) -> bool:
-        return self.runner(["zpool", "list", "-H", "-o", "name", self.pool], check=False).returncode == 0
+    def _already_imported(self, pool: str | None = None) -> bool:
+        argv = ["zpool", "list", "-H", "-o", "name", pool or self.pool]
+        return self.runner(argv, check=False).returncode == 0
+
+    def _import_boot_pool(self, *, readonly: bool) -> None:
+        """The boot pool beside the root pool; when it cannot be imported every pair shows its missing half
+        (bootagent.pairs) and nothing is booted half-way."""
+        if not self.boot_pool or self.boot_imported:
+            return
+        if self._already_imported(self.boot_pool):
+            self.boot_imported = True
+            return
+        try:
+            self.cli.import_pool(self.boot_pool, readonly=readonly, altroot=None)
+            self.boot_imported = True
+        except BootagentError as exc:
+            LOG.error(
+                "cannot import the boot pool %s (%s): no environment can be booted", self.boot_pool, exc
+            )
 
     def _make_writable(self, progress: Progress) -> None:
         if self.writable:
             return
         progress(f"re-importing pool {self.pool} read-write")
         self._unmount_all()
+        self._export_boot_pool()
         self.cli.export_pool(self.pool)
         self.imported = False
         self.cli.import_pool(self.pool, readonly=False, altroot=None)
         self.imported = True
         self.writable = True
         self._envs = None
+        self._import_boot_pool(readonly=False)
         self._mount_state()
+
+    def _export_boot_pool(self) -> None:
+        if self.boot_pool and self.boot_imported:
+            try:
+                self.cli.export_pool(self.boot_pool)
+            except BootagentError as exc:
+                LOG.error("could not export the boot pool %s: %s", self.boot_pool, exc)
+            self.boot_imported = False
 
     def _mount(self, dataset: str, path: str, *, readonly: bool) -> None:
         os.makedirs(path, exist_ok=True)
@@ -179,6 +217,7 @@ class EarlyBootSession:
     def close(self) -> None:
         """Leave the pool as Debian's zfs script expects it: exported (it imports it itself)."""
         self._unmount_all()
+        self._export_boot_pool()
         if self.imported:
             try:
                 self.cli.export_pool(self.pool)
@@ -241,23 +280,30 @@ class EarlyBootSession:
         return self._journal().entries(limit)
 
     @contextlib.contextmanager
-    def _peek(self, dataset: str) -> Iterator[str]:
+    def _peek(self, dataset: str, boot: str | None = None) -> Iterator[str]:
+        """The environment read-only, with its /boot half (if it is a pair) inside it."""
         path = os.path.join(self.paths.peek_mount, dataset.replace("/", "_"))
         self._mount(dataset, path, readonly=True)
+        inner = os.path.join(path, "boot")
         try:
+            if boot is not None:
+                self._mount(boot, inner, readonly=True)
             yield path
         finally:
-            self.runner(["umount", path], check=False)
-            if path in self._mounted:
-                self._mounted.remove(path)
+            for where in (inner, path) if boot is not None else (path,):
+                self.runner(["umount", where], check=False)
+                if where in self._mounted:
+                    self._mounted.remove(where)
 
-    def kernel_of(self, dataset: str, preferred: str | None) -> KernelFiles | None:
-        with self._peek(dataset) as tree:
+    def kernel_of(self, dataset: str, preferred: str | None, boot: str | None = None) -> KernelFiles | None:
+        with self._peek(dataset, boot) as tree:
             return choose_kernel(tree, running=self.running_release, preferred=preferred)
 
     def boot(self, environment: str) -> BootDecision:
         env = self.inventory().find(environment)
-        kernel = self.kernel_of(env.dataset, env.kernel)
+        if (why := boot_refusal(env)) is not None:
+            raise RefusedError(why, hint="choose another environment")
+        kernel = self.kernel_of(env.dataset, env.kernel, env.boot_dataset)
         if kernel is None:
             raise RefusedError(
                 f"{environment} has no bootable kernel (no /boot/vmlinuz-R with /lib/modules/R)",
@@ -389,7 +435,7 @@ class EarlyBootSession:
         env = self.inventory().find(decision.environment)
         cmdline = cmdline_for(self.params, root=decision.dataset, drop_agent=True, kexeced=True)
         try:
-            with self._peek(decision.dataset) as tree:
+            with self._peek(decision.dataset, env.boot_dataset) as tree:
                 kernel = choose_kernel(tree, running=self.running_release, preferred=env.kernel)
                 if kernel is None or not kernel.kernel:
                     raise RefusedError(f"{decision.environment} has no kernel to boot")

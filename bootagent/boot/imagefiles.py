@@ -266,6 +266,32 @@ def grubenv_conf(grubenv: str, *, findmnt: str = "findmnt") -> str:
     return f"GRUBENV_UUID={uuid}\nGRUBENV_FILE={rel}\n"
 
 
+def boot_pool_conf(boot_root: str, *, findmnt: str = "findmnt") -> str:
+    """BOOT_POOL=NAME when the running system's /boot is a boot half (<pool>/<boot_root>/<name> on a pool
+    other than the root's, bootagent.pairs): the agent imports that pool too. Empty otherwise."""
+    found: list[list[str]] = []
+    for where in ("/", "/boot"):
+        try:
+            found.append(
+                subprocess.run(
+                    [findmnt, "-n", "-o", "SOURCE,FSTYPE", "--target", where],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                    timeout=30,
+                ).stdout.split()
+            )
+        except (OSError, subprocess.SubprocessError):
+            return ""
+    (root, boot) = found
+    if len(root) != 2 or len(boot) != 2 or root[1] != "zfs" or boot[1] != "zfs":
+        return ""
+    pool, _, rest = boot[0].partition("/")
+    if pool == root[0].split("/", 1)[0] or rest.rpartition("/")[0] != boot_root:
+        return ""
+    return f"BOOT_POOL={pool}\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python3 -m bootagent.boot.imagefiles")
     sub = parser.add_subparsers(dest="verb", required=True)
@@ -280,8 +306,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         from bootagent.config import load_config
 
-        path = args.grubenv or load_config(None, strict=False).config.grubenv
-        sys.stdout.write(grubenv_conf(path))
+        config = load_config(None, strict=False).config
+        sys.stdout.write(grubenv_conf(args.grubenv or config.grubenv))
+        if config.boot_pool not in ("auto", "none"):
+            sys.stdout.write(f"BOOT_POOL={config.boot_pool}\n")
+        elif config.boot_pool == "auto":
+            sys.stdout.write(boot_pool_conf(config.layout.boot_root))
     return 0
 
 

@@ -71,6 +71,8 @@ def snapshot_json(snap: Snapshot) -> dict[str, Any]:
         "created_by": snap.created_by.value,
         "keep": snap.keep,
         "clones": list(snap.clones),
+        "boot_dataset": snap.boot_name,  # the /boot half, on a boot pool (null: one pool, or missing)
+        "missing_half": snap.missing_half,  # why this state cannot be booted or cloned, or null
     }
 
 
@@ -90,6 +92,8 @@ def environment_json(inv: Inventory, env: BootEnvironment, *, snapshots: bool = 
         "last_good": iso(env.last_good),
         "rolled_back_from": env.rolled_back_from,
         "flags": [f.value for f in inv.flags(env)],
+        "boot_dataset": env.boot_dataset,
+        "missing_half": env.missing_half,
     }
     if snapshots:
         out["snapshots"] = [snapshot_json(s) for s in env.snapshots]
@@ -110,6 +114,8 @@ def inventory_json(inv: Inventory) -> dict[str, Any]:
         "next_boot": inv.state.next_once,
         "running": inv.state.running,
         "last_known_good": inv.state.last_known_good,
+        "boot_container": inv.boot,  # "<boot pool>/<boot_root>" when /boot is on a pool of its own
+        "orphans": list(inv.orphans),  # /boot halves whose root half does not exist
         "environments": [environment_json(inv, e) for e in inv.environments],
     }
 
@@ -187,8 +193,27 @@ def inventory_text(inv: Inventory, *, snapshots: bool) -> str:
         f"pool {inv.pool.name} ({inv.pool.health.value}, "
         f"{human_size(inv.pool.free)} free of {human_size(inv.pool.size)})"
     )
+    if inv.boot:
+        head += f"; /boot of each environment in {inv.boot}"
     body = table(["NAME", "FLAGS", "CREATED", "USED", "KERNEL", "DESCRIPTION"], rows)
-    return f"{head}\n{body}\n{FLAG_LEGEND}"
+    return f"{head}\n{body}\n{FLAG_LEGEND}" + "".join(
+        f"\n{line}" for line in pair_notes(inv, snapshots=snapshots)
+    )
+
+
+def pair_notes(inv: Inventory, *, snapshots: bool = True) -> list[str]:
+    """What cannot be booted because half of it is missing, and /boot halves with nothing to pair with."""
+    out = [f"{e.name}: NOT BOOTABLE, {e.missing_half}" for e in inv.environments if e.missing_half]
+    if snapshots:
+        out += [
+            f"{s.label}: NOT BOOTABLE, {s.missing_half}"
+            for e in inv.environments
+            if not e.missing_half
+            for s in e.snapshots
+            if s.missing_half
+        ]
+    out += [f"{name}: a /boot half without its root half (not used)" for name in inv.orphans]
+    return out
 
 
 def history_text(inv: Inventory, env: BootEnvironment) -> str:

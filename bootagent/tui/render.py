@@ -298,6 +298,9 @@ def list_row(
         flags = "K" if snap.keep else ""
         stamp, size, desc = snap.created, snap.used, snap.description
         label = snap.label
+    half = row.env.missing_half or (row.snapshot.missing_half if row.snapshot is not None else None)
+    if half:  # half of a pair (bootagent.pairs): the reason takes the description's place
+        flags, desc = flags.strip("-") + "!", f"NOT BOOTABLE: {half}"
     name = _tree(state, row, glyphs) + layout.names.get(label, _name(row, ascii_only))
     text = f"{mark} {number:>3}   " + fit(name, layout.name, glyphs) + " " + fit(flags, 6)
     text += fit(when(stamp), 17) if layout.created else ""
@@ -329,12 +332,21 @@ def detail_pairs(state: MenuState) -> tuple[str, list[tuple[str, str]], str]:
         ("snapshots", str(len(env.snapshots))),
         ("made by", env.created_by.value),
     ]
+    if env.boot_dataset:
+        pairs.insert(1, ("/boot half", env.boot_dataset))
     if env.rolled_back_from:
         pairs.append(("rolled back from", env.rolled_back_from))
     if lkg and lkg != env.name:
         pairs.append(("last-known-good", lkg))
     heading = env.name + (f"  [{flags}]" if flags else "")
-    return heading, pairs, env.description
+    return heading, pairs, _with_half(env.missing_half, env.description)
+
+
+def _with_half(missing_half: str | None, description: str) -> str:
+    """A missing half of a pair leads the description, where it is wrapped in full, never cut."""
+    if not missing_half:
+        return description
+    return f"NOT BOOTABLE: {missing_half}" + (f"; {description}" if description else "")
 
 
 def _snapshot_details(snap: Snapshot) -> tuple[str, list[tuple[str, str]], str]:
@@ -345,7 +357,7 @@ def _snapshot_details(snap: Snapshot) -> tuple[str, list[tuple[str, str]], str]:
         ("clones", ", ".join(c.rsplit("/", 1)[-1] for c in snap.clones) or "-"),
     ]
     heading = snap.label + ("  [keep]" if snap.keep else "") + "  (s: boot as a new environment)"
-    return heading, pairs, snap.description
+    return heading, pairs, _with_half(snap.missing_half, snap.description)
 
 
 def details_lines(state: MenuState, width: int, height: int, glyphs: Glyphs, ascii_only: bool) -> list[str]:

@@ -18,7 +18,7 @@ from bootagent.errors import CommandError, InvalidNameError, RefusedError
 from bootagent.journal import Journal, Outcome
 from bootagent.model import Actor
 from bootagent.runner import DEFAULT_TIMEOUT, CommandResult
-from tests.fakes import FakeZfs, reference_pool
+from tests.fakes import FakeZfs, howto_pools, reference_pool
 
 RUNNING = "6.1.0-30-amd64"
 CMDLINE = (
@@ -241,3 +241,107 @@ def test_close_exports_even_when_an_unmount_fails(zfs: FakeZfs, paths: EarlyBoot
     s.close()
     assert script.calls[-1] == ("zpool", "export", "rpool")
     assert not s.imported
+
+
+# --- the HOWTO's two pools --------------------------------------------------------------------------------
+@dataclass
+class Pools(Script):
+    """`zpool list/import/export POOL` per pool (the boot pool beside the root pool)."""
+
+    pools: set[str] = field(default_factory=set)
+    missing: set[str] = field(default_factory=set)  # pools that cannot be imported
+
+    def __call__(
+        self,
+        argv: Sequence[str],
+        *,
+        input: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        check: bool = True,
+        env: Mapping[str, str] | None = None,
+    ) -> CommandResult:
+        key = tuple(argv)
+        if key[:1] != ("zpool",) or key[1] not in ("list", "import", "export"):
+            return super().__call__(argv, input=input, timeout=timeout, check=check, env=env)
+        self.calls.append(key)
+        pool, code = key[-1], 0
+        if key[1] == "list":
+            code = 0 if pool in self.pools else 1
+        elif key[1] == "import":
+            code = 1 if pool in self.missing else 0
+            if not code:
+                self.pools.add(pool)
+        else:
+            self.pools.discard(pool)
+        if check and code:
+            raise CommandError(key, returncode=code, stderr=f"cannot import '{pool}': no such pool available")
+        return CommandResult(key, code, "", "")
+
+
+@pytest.fixture
+def howto(paths: EarlyBootPaths) -> FakeZfs:
+    z = howto_pools()
+    del z.mounted["/"], z.mounted["/boot"]
+    z.readonly = True
+    Path(paths.initramfs_conf).write_text("BOOT_POOL=bpool\n")  # what bootagent-mkinitrd recorded
+    return z
+
+
+def test_the_boot_pool_is_imported_read_only_beside_the_root_pool(
+    howto: FakeZfs, paths: EarlyBootPaths
+) -> None:
+    script = Pools()
+    s = session(howto, paths, script)
+    s.open_readonly()
+    assert script.ran("zpool", "import") == [
+        ("zpool", "import", "-N", "-o", "readonly=on", "rpool"),
+        ("zpool", "import", "-N", "-o", "readonly=on", "bpool"),
+    ]
+    assert {e.boot_dataset for e in s.inventory().environments} == {
+        "bpool/BOOT/alpha",
+        "bpool/BOOT/beta",
+        "bpool/BOOT/gamma",
+    }
+    s.close()
+    assert script.ran("zpool", "export") == [("zpool", "export", "bpool"), ("zpool", "export", "rpool")]
+
+
+def test_the_kernel_of_a_pair_is_read_with_its_boot_half_inside(
+    howto: FakeZfs, paths: EarlyBootPaths
+) -> None:
+    script = Pools()
+    s = session(howto, paths, script)
+    s.open_readonly()
+    decision = s.boot("alpha")
+    assert (decision.dataset, decision.kernel) == ("rpool/ROOT/alpha", RUNNING)
+    tree = Path(paths.peek_mount) / "rpool_ROOT_alpha"
+    assert script.ran("mount", "-t", "zfs", "-o", "ro,zfsutil", "bpool/BOOT/alpha") == [
+        ("mount", "-t", "zfs", "-o", "ro,zfsutil", "bpool/BOOT/alpha", str(tree / "boot"))
+    ]
+    assert script.ran("umount")[-2:] == [("umount", str(tree / "boot")), ("umount", str(tree))]
+
+
+def test_half_an_environment_is_never_booted(howto: FakeZfs, paths: EarlyBootPaths) -> None:
+    for name in [n for n in howto.nodes if n.startswith("bpool/BOOT/gamma")]:
+        del howto.nodes[name]
+    s = session(howto, paths, Pools())
+    s.open_readonly()
+    with pytest.raises(
+        RefusedError, match="gamma is half a boot environment: its /boot half bpool/BOOT/gamma"
+    ):
+        s.boot("gamma")
+
+
+def test_a_boot_pool_that_cannot_be_imported_boots_nothing_half_way(
+    howto: FakeZfs, paths: EarlyBootPaths, caplog: pytest.LogCaptureFixture
+) -> None:
+    howto.extra_pools.remove("bpool")  # not imported: nothing of it can be listed
+    for name in [n for n in howto.nodes if n.startswith("bpool")]:
+        del howto.nodes[name]
+    s = session(howto, paths, Pools(missing={"bpool"}))
+    s.open_readonly()
+    assert "cannot import the boot pool bpool" in caplog.text
+    with pytest.raises(
+        RefusedError, match="half a boot environment: the boot pool's bpool/BOOT cannot be read"
+    ):
+        s.boot("beta")

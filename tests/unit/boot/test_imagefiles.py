@@ -85,6 +85,24 @@ def test_grubenv_conf_is_empty_on_zfs_or_unknown(tmp_path: Path) -> None:
     assert imagefiles.grubenv_conf("/boot/grub/grubenv", findmnt=str(tmp_path / "missing")) == ""
 
 
+def test_boot_pool_conf_names_the_pool_of_a_boot_half(tmp_path: Path) -> None:
+    """The image records the HOWTO's boot pool when /boot is <pool>/BOOT/<name> on another pool than /."""
+    fake = tmp_path / "findmnt"
+
+    def answers(root: str, boot: str) -> None:
+        fake.write_text(f'#!/bin/sh\ncase "$*" in *"--target /boot") echo {boot};; *) echo {root};; esac\n')
+        fake.chmod(0o755)
+
+    answers("rpool/ROOT/debian zfs", "bpool/BOOT/debian zfs")
+    assert imagefiles.boot_pool_conf("BOOT", findmnt=str(fake)) == "BOOT_POOL=bpool\n"
+    assert imagefiles.boot_pool_conf("boot", findmnt=str(fake)) == ""  # another container: not a pair
+    answers("rpool/ROOT/debian zfs", "rpool/ROOT/debian zfs")  # /boot inside the environment
+    assert imagefiles.boot_pool_conf("BOOT", findmnt=str(fake)) == ""
+    answers("rpool/ROOT/debian zfs", "/dev/vda2 ext4")  # a plain /boot partition
+    assert imagefiles.boot_pool_conf("BOOT", findmnt=str(fake)) == ""
+    assert imagefiles.boot_pool_conf("BOOT", findmnt=str(tmp_path / "missing")) == ""
+
+
 def _copy_with_libraries(path: str, dest: Path) -> None:
     """What initramfs-tools' copy_exec does: the file and the shared libraries ldd names."""
     import shutil

@@ -18,7 +18,7 @@ from bootagent.errors import ExitCode, RefusedError
 from bootagent.grubenv import GrubenvFile
 from bootagent.recovery.lifecycle import RunningSystem, Watchdog
 from bootagent.runner import CommandResult
-from tests.fakes import FakeZfs, reference_pool
+from tests.fakes import FakeZfs, howto_pools, reference_pool
 
 VERBS = [
     "list",
@@ -451,3 +451,27 @@ def test_a_hostile_journal_line_stops_neither_status_nor_checkpoint(
     entries = cli("status", "--json").json()["journal"]
     assert [e["outcome"] for e in entries if e["target"] == "beta@after-bad-line"] == ["intent", "ok"]
     assert cli("status", "--json").json()["pending"] == []
+
+
+def test_list_on_two_pools_shows_the_boot_halves_and_what_is_half(cli: Any, zfs: FakeZfs) -> None:
+    howto_pools(zfs)
+    del zfs.nodes["bpool/BOOT/alpha@s2"]
+    zfs.add_fs("bpool/BOOT/old", mountpoint="/boot")
+    result = cli("list", "--json")
+    assert result.code == 0, result.err
+    data = json.loads(result.out)
+    assert (data["boot_container"], data["orphans"]) == ("bpool/BOOT", ["bpool/BOOT/old"])
+    alpha = next(e for e in data["environments"] if e["name"] == "alpha")
+    assert (alpha["boot_dataset"], alpha["missing_half"]) == ("bpool/BOOT/alpha", None)
+    assert [s["missing_half"] for s in alpha["snapshots"]] == [
+        None,
+        "its /boot half bpool/BOOT/alpha@s2 does not exist",
+        None,
+    ]
+    assert cli("list").out.splitlines()[-1] == "bpool/BOOT/old: a /boot half without its root half (not used)"
+    text = cli("list", "--snapshots").out
+    assert "; /boot of each environment in bpool/BOOT" in text.splitlines()[0]
+    assert text.splitlines()[-2:] == [
+        "alpha@s2: NOT BOOTABLE, its /boot half bpool/BOOT/alpha@s2 does not exist",
+        "bpool/BOOT/old: a /boot half without its root half (not used)",
+    ]

@@ -428,3 +428,26 @@ def test_cut_middle_and_shorten_names() -> None:
     assert len(set(shown.values())) == 2
     assert all(width_of(v) <= 10 for v in shown.values())
     assert shorten_names(["a", "b"], 5) == {"a": "a", "b": "b"}
+
+
+def test_half_a_pair_is_marked_and_explained(tmp_path: Path) -> None:
+    """On the HOWTO's two pools: the /boot half in the details; a missing half in the row and the details."""
+    from tests.fakes import howto_pools
+
+    session = FakeSession(tmp_path)
+    howto_pools(session.zfs)
+    session.zfs.mounted.pop("/boot", None)
+    for name in [n for n in session.zfs.nodes if n.startswith("bpool/BOOT/gamma")]:
+        del session.zfs.nodes[name]
+    st = initial_state(session, MenuSettings(), 0.0)
+    out = texts(frame(st, 24, 80))
+    gamma = next(line for line in out if "gamma" in line and "#" not in line)
+    assert gamma[29:31] == "! "
+    assert gamma.endswith("NOT BOOTABLE: its~ ")
+    assert out[16].startswith("dataset: rpool/ROOT/beta                /boot half: bpool/BOOT/beta")
+    st.handle("j")
+    out = texts(frame(st, 24, 80))
+    assert out[15].startswith("gamma")
+    assert out[19].startswith(
+        "description: NOT BOOTABLE: its /boot half bpool/BOOT/gamma does not exist; gamma"
+    )
