@@ -12,6 +12,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, TextIO
 
 from bootagent import __version__
@@ -26,7 +27,7 @@ from bootagent.names import shown, split_target, validate_name
 from bootagent.recovery import health, lifecycle
 from bootagent.recovery.lifecycle import RunningSystem
 from bootagent.reset.plan import ResetMode
-from bootagent.runner import run
+from bootagent.runner import Runner, run
 from bootagent.zfs.interface import ZfsBackend
 
 LOG = logging.getLogger("bootagent")
@@ -315,6 +316,15 @@ def build_parser() -> argparse.ArgumentParser:
         "print bootagent's GRUB menu entries (what /etc/grub.d/42_bootagent adds to grub.cfg)",
     )
     p.set_defaults(needs_pool=False)
+
+    p = verb(
+        "setup",
+        None,  # needs no pool context: it is what makes one (main() calls cmd_setup)
+        "adopt this system: inspect its pools and layout, write the config, create the state dataset, "
+        "install the GRUB integration; says what it changes (--dry-run: only shows it)",
+    )
+    p.add_argument("--dry-run", action="store_true", help="only show what would be changed")
+    p.set_defaults(needs_pool=False, setup=True)
     return parser
 
 
@@ -641,6 +651,53 @@ def cmd_grub_menu(
     return int(ExitCode.OK)
 
 
+def cmd_setup(args: argparse.Namespace, backend: Callable[[], ZfsBackend], runner: Runner) -> Output:
+    from bootagent.setup import facts
+    from bootagent.setup.apply import apply
+    from bootagent.setup.inspect import propose
+
+    loaded = load_config(args.config, strict=True)  # a broken file is fixed by hand first
+    proposal = propose(facts.gather(runner), loaded.config, exists=facts.file_exists)
+    if proposal.refusals:
+        raise RefusedError(
+            "bootagent cannot serve this system's layout: " + "; ".join(proposal.refusals),
+            hint="nothing was changed",
+        )
+    changes = [f"{s.key}: {s.value}  ({s.why})" for s in proposal.settings]
+    if proposal.state_dataset:
+        changes.append(f"create the state dataset {proposal.state_dataset}")
+    if proposal.grubenv_missing:
+        changes.append(f"create GRUB's environment block {proposal.grubenv}")
+    done = (
+        [] if args.dry_run else apply(proposal, config_path=Path(loaded.path), zfs=backend(), runner=runner)
+    )
+    lines = ["this system:", *(f"  {n}" for n in proposal.notes)]
+    if proposal.customer_candidates:
+        lines += [
+            "looks like customer data (proposed, not set: add to customer_datasets, or set "
+            "org.bootagent:customer=on, to have an erase-all reset empty it):",
+            *(f"  {c}" for c in proposal.customer_candidates),
+        ]
+    if args.dry_run:
+        lines += ["would change:", *(f"  {c}" for c in changes)] if changes else ["nothing to change"]
+    else:
+        lines += ["changed:", *(f"  {d}" for d in done)] if done else ["nothing to change: already set up"]
+    data = {
+        "pool": proposal.pool,
+        "environment": proposal.environment,
+        "boot_pool": proposal.boot_pool,
+        "grubenv": proposal.grubenv,
+        "settings": [{"key": s.key, "value": s.value, "why": s.why} for s in proposal.settings],
+        "create_state_dataset": proposal.state_dataset,
+        "create_grubenv": proposal.grubenv_missing,
+        "customer_candidates": list(proposal.customer_candidates),
+        "notes": list(proposal.notes),
+        "dry_run": args.dry_run,
+        "changed": done,
+    }
+    return Output(data, "\n".join(lines))
+
+
 def _text_streams(out: TextIO, err: TextIO) -> None:
     """Whatever a name or a zfs message holds (undecodable bytes arrive as surrogates), printing it never
     fails: such characters are written as backslash escapes."""
@@ -659,6 +716,7 @@ def main(
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
     recovery: Callable[[Context], RunningSystem] | None = None,
+    runner: Runner = run,
 ) -> int:
     out = stdout or sys.stdout
     err = stderr or sys.stderr
@@ -672,18 +730,22 @@ def main(
         except SystemExit as exc:  # --help and --version
             return int(exc.code or 0) if not isinstance(exc.code, str) else int(ExitCode.USAGE)
         _setup_logging(args.debug)
-        if not getattr(args, "needs_pool", True):
+        result: Output
+        if getattr(args, "setup", False):
+            result = cmd_setup(args, backend, runner)
+        elif not getattr(args, "needs_pool", True):
             return cmd_grub_menu(args, backend, out, err)
-        config = load_config(args.config, strict=True).config
-        ctx = build_context(
-            config, backend(), pool=args.pool, menu=menu(config), actor=getattr(args, "actor", Actor.CLI)
-        )
-        if recovery is not None:
-            ctx = replace(ctx, recovery=recovery)
-        result: Output = args.handler(ctx, args)
-        if ctx.envs.resolutions:  # operations a power cut left pending, closed before this one
-            earlier = tuple(r.describe() for r in ctx.envs.resolutions)
-            result = replace(result, warnings=(*earlier, *result.warnings))
+        else:
+            config = load_config(args.config, strict=True).config
+            ctx = build_context(
+                config, backend(), pool=args.pool, menu=menu(config), actor=getattr(args, "actor", Actor.CLI)
+            )
+            if recovery is not None:
+                ctx = replace(ctx, recovery=recovery)
+            result = args.handler(ctx, args)
+            if ctx.envs.resolutions:  # operations a power cut left pending, closed before this one
+                earlier = tuple(r.describe() for r in ctx.envs.resolutions)
+                result = replace(result, warnings=(*earlier, *result.warnings))
     except BootagentError as exc:
         if want_json:
             json.dump(

@@ -133,7 +133,13 @@ class ZfsSystem:
                 hint="unmount them first; nothing was destroyed",
             )
         if self._lzc_usable():
-            self.programs.destroy(names)
+            # a channel program runs in one pool: a pair's halves (bootagent.pairs) are two programs,
+            # each all or nothing; a cut between them is finished from the journal (bootagent.resume)
+            by_pool: dict[str, list[str]] = {}
+            for name in names:
+                by_pool.setdefault(name.split("/", 1)[0].split("@", 1)[0], []).append(name)
+            for group in by_pool.values():
+                self.programs.destroy(group)
         else:
             LOG.info("libzfs_core unavailable: destroying with the zfs command, one dataset at a time")
             self.cli.destroy(names)

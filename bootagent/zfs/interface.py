@@ -84,7 +84,8 @@ class ZfsBackend(Protocol):
         ...
 
     def destroy(self, names: Sequence[str]) -> None:
-        """Destroy file systems and snapshots, atomically: snapshots before their file system."""
+        """Destroy file systems and snapshots, atomically within each pool (a channel program runs in one
+        pool: names of several pools are destroyed pool by pool): snapshots before their file system."""
         ...
 
     def rollback_destroying_newer(self, snapshot: str) -> list[str]:

@@ -475,3 +475,92 @@ def test_list_on_two_pools_shows_the_boot_halves_and_what_is_half(cli: Any, zfs:
         "alpha@s2: NOT BOOTABLE, its /boot half bpool/BOOT/alpha@s2 does not exist",
         "bpool/BOOT/old: a /boot half without its root half (not used)",
     ]
+
+
+# --- setup -----------------------------------------------------------------------------------------------
+RECORDED = Path(__file__).resolve().parents[1] / "setup" / "recorded"
+
+
+def test_setup_dry_run_then_setup_then_again_on_the_howto_layout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`bootagent setup` as an administrator runs it after installing the package on a HOWTO machine: the
+    package's own config file, the system's outputs as recorded; the second run changes nothing."""
+    from bootagent.setup import facts
+
+    config = tmp_path / "bootagent.yaml"
+    default = Path(__file__).resolve().parents[3] / "bootagent" / "data" / "bootagent.yaml"
+    config.write_text(default.read_text())
+    zfs = FakeZfs()
+    made: set[str] = set()
+    calls: list[tuple[str, ...]] = []
+
+    def runner(argv: Sequence[str], **_kw: Any) -> CommandResult:
+        key = tuple(argv)
+        calls.append(key)
+        which = next((k for k, v in facts.COMMANDS.items() if v == key), None)
+        out = ""
+        if which is not None:
+            out = (RECORDED / "howto" / f"{which}.txt").read_text()
+            if which == "datasets" and zfs.exists("rpool/bootagent"):
+                out += "rpool/bootagent\t/var/lib/bootagent\ton\taes-256-gcm\trpool\tpassphrase\t-\n"
+        elif argv[0] == "grub-editenv":
+            made.add(argv[1])
+        return CommandResult(key, 0, out, "")
+
+    monkeypatch.setattr(facts, "file_exists", lambda path: path in made)
+
+    def setup(*args: str) -> tuple[int, str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        code = main(
+            ["--config", str(config), "setup", *args],
+            backend=lambda: zfs,
+            runner=runner,
+            stdout=out,
+            stderr=err,
+        )
+        return code, out.getvalue(), err.getvalue()
+
+    code, out, err = setup("--dry-run")
+    assert code == 0, err
+    assert "would change:\n  boot_pool: bpool  (/boot is bpool/BOOT/debian" in out
+    assert "  grubenv: /boot/efi/grubenv  (/boot/grub/grubenv is on ZFS" in out
+    assert "  create the state dataset rpool/bootagent" in out
+    assert "  rpool/home\n" in out  # proposed as customer data, not set
+    assert config.read_text() == default.read_text()
+    assert not zfs.exists("rpool/bootagent")
+
+    code, out, err = setup()
+    assert code == 0, err
+    assert out.splitlines()[-4:] == [
+        f"  wrote {config} (boot_pool, grubenv; 1 customer data candidate(s) noted)",
+        "  created rpool/bootagent at /var/lib/bootagent",
+        "  created GRUB's environment block /boot/efi/grubenv",
+        "  regenerated GRUB's menu (update-grub)",
+    ]
+    assert ("update-grub",) in calls
+    calls.clear()
+    code, out, err = setup("--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert (data["changed"], data["settings"], data["boot_pool"]) == ([], [], "bpool")
+    assert ("update-grub",) not in calls
+
+
+def test_setup_refuses_a_layout_it_cannot_serve_and_changes_nothing(tmp_path: Path) -> None:
+    config = tmp_path / "bootagent.yaml"
+    config.write_text("pool: auto\n")
+
+    def runner(argv: Sequence[str], **_kw: Any) -> CommandResult:
+        outputs = {"pools": "", "datasets": "", "mounts": "/ /dev/vda1 ext4 1234\n"}
+        from bootagent.setup.facts import COMMANDS
+
+        which = next(k for k, v in COMMANDS.items() if v == tuple(argv))
+        return CommandResult(tuple(argv), 0, outputs[which], "")
+
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["--config", str(config), "setup"], backend=FakeZfs, runner=runner, stdout=out, stderr=err)
+    assert code == 5
+    assert "bootagent cannot serve this system's layout: the root file system is not on ZFS" in err.getvalue()
+    assert "hint: nothing was changed" in err.getvalue()
+    assert config.read_text() == "pool: auto\n"

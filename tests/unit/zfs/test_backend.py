@@ -13,7 +13,7 @@ from bootagent.errors import RefusedError
 from bootagent.zfs.backend import ZfsSystem
 from bootagent.zfs.interface import ZfsBackend
 from bootagent.zfs.lzc import ChannelProgramLimitError, Lzc
-from tests.unit.zfs.test_channel import FakePool, LupaLzc, small_pool
+from tests.unit.zfs.test_channel import FakeDataset, FakePool, LupaLzc, small_pool
 from tests.unit.zfs.test_cli import GET_ARGV, LIST_ARGV, FakeRunner, Reply, data
 
 
@@ -240,3 +240,16 @@ def test_empty_changes_do_nothing(mounts: Path) -> None:
     system.set_user("rpool/ROOT/trial", {})
     system.destroy([])
     assert (runner.calls, lzc.calls, lzc.runs) == ([], [], [])
+
+
+def test_names_of_two_pools_are_destroyed_by_one_program_per_pool(mounts: Path) -> None:
+    """A channel program runs in one pool: a pair's halves (rpool/ROOT/x + bpool/BOOT/x) are two programs
+    (found by real OpenZFS: one program for both fails with "dataset ... is not in the target pool")."""
+    pool = small_pool()
+    pool.datasets["bpool/BOOT/trial"] = FakeDataset("filesystem", 90, mountpoint="/boot", canmount="noauto")
+    pool.datasets["bpool/BOOT/trial@a"] = FakeDataset("snapshot", 91)
+    lzc = RecordingLzc(pool)
+    ZfsSystem(FakeRunner(), lzc, str(mounts)).destroy(["rpool/ROOT/trial@a", "bpool/BOOT/trial@a"])
+    assert [run[0] for run in lzc.runs] == ["rpool", "bpool"]
+    assert "rpool/ROOT/trial@a" not in pool.datasets
+    assert "bpool/BOOT/trial@a" not in pool.datasets

@@ -1,0 +1,111 @@
+"""Carrying out a `bootagent setup` proposal: the config file edited in place (comments kept, validated
+before it replaces the old one, atomically), the state dataset, the grubenv file, GRUB's menu. Each step
+says what it changed; a proposal that changes nothing changes nothing (running setup twice is a no-op)."""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from bootagent.config import load_config
+from bootagent.errors import ConfigError, RefusedError
+from bootagent.fsutil import atomic_write
+from bootagent.runner import Runner
+from bootagent.setup.inspect import STATE_MOUNTPOINT, Proposal, Setting
+from bootagent.zfs.interface import ZfsBackend
+
+CUSTOMER_MARK = "# bootagent setup: looks like customer data (not set; add it above to have it counted):"
+
+
+def edit_config(text: str, settings: Sequence[Setting], candidates: Sequence[str] = ()) -> str:
+    """`text` with each setting's value replaced where the key is (top level, or in its section), or added;
+    customer data candidates become a comment below customer_datasets, once."""
+    lines = text.splitlines()
+    for setting in settings:
+        section, _, key = setting.key.rpartition(".")
+        value = f"{key}: {setting.value}"
+        if not section:
+            at = next((i for i, line in enumerate(lines) if re.match(rf"{re.escape(key)}\s*:", line)), None)
+            if at is None:
+                lines += ["", f"# {setting.why}", value]
+            else:
+                lines[at] = value
+            continue
+        head = next(
+            (i for i, line in enumerate(lines) if re.match(rf"{re.escape(section)}\s*:\s*$", line)), None
+        )
+        if head is None:
+            lines += ["", f"{section}:", f"  {value}"]
+            continue
+        end = next(
+            (
+                i
+                for i in range(head + 1, len(lines))
+                if re.match(r"\S", lines[i]) and not lines[i].startswith("#")
+            ),
+            len(lines),
+        )
+        at = next((i for i in range(head + 1, end) if re.match(rf"\s+{re.escape(key)}\s*:", lines[i])), None)
+        if at is None:
+            lines.insert(head + 1, f"  {value}")
+        else:
+            lines[at] = f"  {value}"
+    new = [c for c in candidates if f"#   {c}" not in lines]
+    if new:
+        at = next((i for i, line in enumerate(lines) if line.startswith("customer_datasets")), len(lines) - 1)
+        if CUSTOMER_MARK in lines:
+            at = lines.index(CUSTOMER_MARK)
+            lines[at + 1 : at + 1] = [f"#   {c}" for c in new]
+        else:
+            lines[at + 1 : at + 1] = [CUSTOMER_MARK, *(f"#   {c}" for c in new)]
+    return "\n".join(lines) + "\n"
+
+
+def write_config(path: Path, text: str) -> None:
+    """Validate the new text with the strict loader, then replace the file atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".check", delete=False) as fh:
+        fh.write(text)
+        check = Path(fh.name)
+    try:
+        load_config(check, strict=True)
+    except ConfigError as exc:
+        raise RefusedError(
+            f"the edited configuration would not be valid, so {path} is left as it is: {exc.message}",
+            hint="fix the file by hand and run 'bootagent setup' again",
+        ) from None
+    finally:
+        check.unlink(missing_ok=True)
+    atomic_write(path, text.encode(), mode=0o644)
+
+
+def apply(
+    proposal: Proposal, *, config_path: Path, zfs: ZfsBackend, runner: Runner, update_grub: bool = True
+) -> list[str]:
+    """Carry the proposal out; returns what changed, one line each."""
+    if proposal.refusals:
+        raise RefusedError("; ".join(proposal.refusals), hint="nothing was changed")
+    done: list[str] = []
+    old = config_path.read_text() if config_path.exists() else ""
+    new = edit_config(old, proposal.settings, proposal.customer_candidates)
+    if new != old:
+        write_config(config_path, new)
+        keys = ", ".join(s.key for s in proposal.settings) or "no settings"
+        extra = (
+            f"; {len(proposal.customer_candidates)} customer data candidate(s) noted"
+            if proposal.customer_candidates
+            else ""
+        )
+        done.append(f"wrote {config_path} ({keys}{extra})")
+    if proposal.state_dataset:
+        zfs.create(proposal.state_dataset, {"mountpoint": STATE_MOUNTPOINT})
+        done.append(f"created {proposal.state_dataset} at {STATE_MOUNTPOINT}")
+    if proposal.grubenv_missing and proposal.grubenv:
+        runner(["grub-editenv", proposal.grubenv, "create"], timeout=60)
+        done.append(f"created GRUB's environment block {proposal.grubenv}")
+    if done and update_grub:
+        runner(["update-grub"], timeout=600)
+        done.append("regenerated GRUB's menu (update-grub)")
+    return done
