@@ -17,7 +17,7 @@ from bootagent.model import Actor
 from bootagent.reset.baseline import Baseline, baselines, seal
 from bootagent.reset.plan import ResetMode, summary
 from bootagent.reset.run import set_flag
-from bootagent.reset.service import prepare
+from bootagent.reset.service import prepare, refuse_pairs
 from bootagent.reset.store import ResetRequest, ResetStore, UnreadableState
 from bootagent.runner import Runner
 
@@ -73,6 +73,7 @@ def default_release() -> str:
 
 
 def seal_baseline(ctx: Context, environment: str | None, release: str | None, replace: bool) -> Result:
+    refuse_pairs(ctx.zfs, ctx.config, ctx.pool)
     inv = ctx.envs.inventory()
     env = inv.find(environment) if environment else inv.current()
     found = seal(

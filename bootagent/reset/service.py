@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from bootagent.config import Config
 from bootagent.environments import unique_name
 from bootagent.errors import RefusedError
+from bootagent.pairs import layout_for
 from bootagent.reset.baseline import baselines, choose
 from bootagent.reset.plan import Kind, PlanInput, ResetMode, ResetPlan, classify, make_plan
 from bootagent.reset.run import ResetTarget, begin, carry_out
@@ -17,6 +18,19 @@ from bootagent.reset.store import ResetStore
 from bootagent.zfs.interface import ZfsBackend
 
 LOG = logging.getLogger(__name__)
+
+
+def refuse_pairs(zfs: ZfsBackend, config: Config, pool: str) -> None:
+    """A baseline is a copy of the root half only: on two pools (bootagent.pairs) a reset to it would make an
+    environment without its /boot half, which nothing boots. Refused until baselines carry both halves."""
+    warnings: list[str] = []
+    layout = layout_for(zfs, config, pool, warnings)
+    if layout.boot is not None:
+        raise RefusedError(
+            f"factory baselines of two-pool environments (/boot in {layout.boot}) are not supported yet: "
+            "a baseline would copy the root half only",
+            hint="nothing was changed; roll back or activate an environment instead",
+        )
 
 
 def prepare(
@@ -32,6 +46,7 @@ def prepare(
     clock: Callable[[], float] = time.time,
 ) -> ResetPlan:
     """The plan of a reset of `pool` now (nothing is changed)."""
+    refuse_pairs(zfs, config, pool)
     baseline = choose(baselines(zfs, config, pool), release)
     tree = zfs.list_tree(pool)
     classified = classify(tree, config, pool)

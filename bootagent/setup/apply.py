@@ -16,12 +16,11 @@ from bootagent.runner import Runner
 from bootagent.setup.inspect import STATE_MOUNTPOINT, Proposal, Setting
 from bootagent.zfs.interface import ZfsBackend
 
-CUSTOMER_MARK = "# bootagent setup: looks like customer data (not set; add it above to have it counted):"
 
-
-def edit_config(text: str, settings: Sequence[Setting], candidates: Sequence[str] = ()) -> str:
-    """`text` with each setting's value replaced where the key is (top level, or in its section), or added;
-    customer data candidates become a comment below customer_datasets, once."""
+def edit_config(text: str, settings: Sequence[Setting]) -> str:
+    """`text` with each setting's value replaced where the key is (top level, or in its section), or added
+    at the end. Comments stay as they are; nothing else is touched (the file is dpkg's conffile: an edit it
+    did not need would make the next upgrade ask about it)."""
     lines = text.splitlines()
     for setting in settings:
         section, _, key = setting.key.rpartition(".")
@@ -52,14 +51,6 @@ def edit_config(text: str, settings: Sequence[Setting], candidates: Sequence[str
             lines.insert(head + 1, f"  {value}")
         else:
             lines[at] = f"  {value}"
-    new = [c for c in candidates if f"#   {c}" not in lines]
-    if new:
-        at = next((i for i, line in enumerate(lines) if line.startswith("customer_datasets")), len(lines) - 1)
-        if CUSTOMER_MARK in lines:
-            at = lines.index(CUSTOMER_MARK)
-            lines[at + 1 : at + 1] = [f"#   {c}" for c in new]
-        else:
-            lines[at + 1 : at + 1] = [CUSTOMER_MARK, *(f"#   {c}" for c in new)]
     return "\n".join(lines) + "\n"
 
 
@@ -89,16 +80,10 @@ def apply(
         raise RefusedError("; ".join(proposal.refusals), hint="nothing was changed")
     done: list[str] = []
     old = config_path.read_text() if config_path.exists() else ""
-    new = edit_config(old, proposal.settings, proposal.customer_candidates)
+    new = edit_config(old, proposal.settings)
     if new != old:
         write_config(config_path, new)
-        keys = ", ".join(s.key for s in proposal.settings) or "no settings"
-        extra = (
-            f"; {len(proposal.customer_candidates)} customer data candidate(s) noted"
-            if proposal.customer_candidates
-            else ""
-        )
-        done.append(f"wrote {config_path} ({keys}{extra})")
+        done.append(f"wrote {config_path} ({', '.join(s.key for s in proposal.settings)})")
     if proposal.state_dataset:
         zfs.create(proposal.state_dataset, {"mountpoint": STATE_MOUNTPOINT})
         done.append(f"created {proposal.state_dataset} at {STATE_MOUNTPOINT}")

@@ -3,7 +3,8 @@
 It works out the layout -- one pool with /boot inside each environment, or the OpenZFS HOWTO's boot pool
 beside the root pool (bootagent.pairs) -- where GRUB can write its environment block (ext4, or FAT: the
 ESP; never ZFS), whether the state dataset exists, and which datasets look like customer data. Customer
-data is only ever proposed, never decided: the config gets it as a comment. A layout bootagent cannot
+data is only ever proposed, never decided: it is listed, and the config is
+left to the administrator. A layout bootagent cannot
 serve is refused with the reason, and nothing is changed.
 """
 

@@ -92,3 +92,20 @@ def test_a_half_reset_root_booted_around_the_agent_reboots_into_it_then_stops(tm
     code, out, err = run_cli(tmp_path, zfs, "boot-start")
     assert code == ExitCode.REFUSED
     assert "must not run until the reset is finished" in err
+
+
+def test_on_two_pools_a_baseline_and_a_reset_are_refused_until_they_carry_the_boot_half(
+    tmp_path: Path,
+) -> None:
+    """A baseline copies the root half only: a reset to it would make an environment that cannot boot."""
+    from tests.fakes import howto_pools
+
+    zfs = howto_pools(pool(tmp_path))
+    before = set(zfs.nodes)
+    code, _, err = run_cli(tmp_path, zfs, "factory", "seal", "--release", "r1")
+    assert code == ExitCode.REFUSED
+    assert "factory baselines of two-pool environments (/boot in bpool/BOOT) are not supported yet" in err
+    code, _, err = run_cli(tmp_path, zfs, "factory-reset", "--keep-data", "--yes")
+    assert code == ExitCode.REFUSED
+    assert "not supported yet" in err
+    assert set(zfs.nodes) == before

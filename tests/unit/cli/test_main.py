@@ -533,7 +533,7 @@ def test_setup_dry_run_then_setup_then_again_on_the_howto_layout(
     code, out, err = setup()
     assert code == 0, err
     assert out.splitlines()[-4:] == [
-        f"  wrote {config} (boot_pool, grubenv; 1 customer data candidate(s) noted)",
+        f"  wrote {config} (boot_pool, grubenv)",
         "  created rpool/bootagent at /var/lib/bootagent",
         "  created GRUB's environment block /boot/efi/grubenv",
         "  regenerated GRUB's menu (update-grub)",

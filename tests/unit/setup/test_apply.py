@@ -12,7 +12,7 @@ import pytest
 from bootagent.config import load_config
 from bootagent.errors import RefusedError
 from bootagent.runner import CommandResult
-from bootagent.setup.apply import CUSTOMER_MARK, apply, edit_config
+from bootagent.setup.apply import apply, edit_config
 from bootagent.setup.inspect import Setting, propose
 from tests.fakes import FakeZfs
 from tests.unit.setup.test_inspect import recorded
@@ -35,7 +35,7 @@ def test_edit_keeps_every_comment_and_changes_only_the_values() -> None:
     text = DEFAULT_CONFIG.read_text()
     settings = [Setting("boot_pool", "bpool", "x"), Setting("grubenv", "/boot/efi/grubenv", "y"),
                 Setting("layout.boot_root", "BOOTS", "z")]  # fmt: skip
-    new = edit_config(text, settings, ["rpool/home"])
+    new = edit_config(text, settings)
     old_lines, new_lines = text.splitlines(), new.splitlines()
     for line in ("boot_pool: bpool", "grubenv: /boot/efi/grubenv", "  boot_root: BOOTS"):
         assert line in new_lines
@@ -43,9 +43,8 @@ def test_edit_keeps_every_comment_and_changes_only_the_values() -> None:
         assert line not in new_lines
     comments = iter(line for line in new_lines if line.startswith("#"))
     assert all(line in comments for line in old_lines if line.startswith("#"))  # all kept, in order
-    assert len(new_lines) == len(old_lines) + 2  # the customer data note: its heading and one name
-    assert new_lines[new_lines.index(CUSTOMER_MARK) - 1] == "customer_datasets: []"
-    assert edit_config(new, settings, ["rpool/home"]) == new  # a second time: the same text
+    assert len(new_lines) == len(old_lines)
+    assert edit_config(new, settings) == new  # a second time: the same text
 
 
 def test_edit_adds_a_key_the_file_does_not_have() -> None:
@@ -65,7 +64,7 @@ def test_setup_of_the_howto_layout_then_again(tmp_path: Path) -> None:
     proposal = proposal.__class__(**{**proposal.__dict__, "grubenv": str(grubenv)})
     done = apply(proposal, config_path=config, zfs=zfs, runner=commands)
     assert done == [
-        f"wrote {config} (boot_pool, grubenv; 1 customer data candidate(s) noted)",
+        f"wrote {config} (boot_pool, grubenv)",
         "created rpool/bootagent at /var/lib/bootagent",
         f"created GRUB's environment block {grubenv}",
         "regenerated GRUB's menu (update-grub)",
