@@ -134,7 +134,7 @@ class BootEnvironments:
         tree = self.zfs.list_tree(self.root)
         mounts = self.zfs.mounts()
         choice = self.boot.read()
-        envs, orphans = self._paired(assemble(self.root, tree))
+        envs, orphans, boot_problem = self._paired(assemble(self.root, tree))
         names = {e.name for e in envs}
         running_ds = mounts.get("/")
         running = (
@@ -160,20 +160,44 @@ class BootEnvironments:
             boot_choice=choice,
             boot=self.layout.boot,
             orphans=orphans,
+            boot_problem=boot_problem,
         )
 
-    def _paired(self, envs: list[BootEnvironment]) -> tuple[list[BootEnvironment], tuple[str, ...]]:
+    def _paired(
+        self, envs: list[BootEnvironment]
+    ) -> tuple[list[BootEnvironment], tuple[str, ...], str | None]:
         layout = self.layout
         if layout.boot is None:
-            return envs, ()
+            return envs, (), None
         try:
             boot_tree = self.zfs.list_tree(layout.boot)
         except BootagentError as exc:
             why = f"the boot pool's {layout.boot} cannot be read ({exc.message})"
             LOG.warning("%s: no environment can be booted or changed", why)
-            return [replace(e, missing_half=why) for e in envs], ()
+            return (
+                [
+                    replace(
+                        e,
+                        missing_half=why,
+                        snapshots=tuple(replace(s, missing_half=why) for s in e.snapshots),
+                    )
+                    for e in envs
+                ],
+                (),
+                why,
+            )
         paired = pair_up(layout, envs, boot_tree)
-        return list(paired.environments), paired.orphans
+        return list(paired.environments), paired.orphans, None
+
+    def _check_pairs_readable(self, inv: Inventory) -> None:
+        """With the boot pool unreadable nothing changes: a change to the root halves alone would leave
+        every pair it touches with halves from two different states."""
+        if inv.boot_problem is not None:
+            pool = inv.boot.split("/", 1)[0] if inv.boot else "the boot pool"
+            raise RefusedError(
+                f"{inv.boot_problem}: nothing is changed until both halves of the environments can be",
+                hint=f"import {pool} ('zpool import {pool}') and try again",
+            )
 
     def _snapshot_pair(self, env: BootEnvironment, full: str, props: dict[str, str]) -> str | None:
         """Snapshot `full` (ENV's dataset@NAME) and, right after, its /boot half with the same pair mark;
@@ -212,6 +236,9 @@ class BootEnvironments:
         description = check_description(description)
         if any(s.name == snap_name for s in env.snapshots):
             raise UsageError(f"{env.name}@{snap_name} already exists", hint="choose another name")
+        self._check_pairs_readable(inv)
+        if (why := boot_refusal(env)) is not None:
+            raise RefusedError(why, hint=_PAIR_HINT)
         if inv.pool.free_percent < self.config.retention.min_free_percent:
             self._make_room(inv)
         full = f"{env.dataset}@{snap_name}"
@@ -263,10 +290,16 @@ class BootEnvironments:
         validate_name(name, what="environment name")
         description = check_description(description)
         inv = self.inventory()
+        self._check_pairs_readable(inv)
         if any(e.name == name for e in inv.environments):
             raise UsageError(f"boot environment {name!r} already exists", hint="choose another name")
         if self.zfs.exists(f"{self.root}/{name}"):
             raise UsageError(f"{self.root}/{name} already exists")
+        if (stale := self.layout.boot_half(f"{self.root}/{name}")) and self.zfs.exists(stale):
+            raise RefusedError(
+                f"{stale} exists without a root half: a new environment {name} would be paired with it",
+                hint=f"choose another name, or look at it and destroy it with 'zfs destroy -r {stale}'",
+            )
         src_env: BootEnvironment
         if source is None:
             src_env, snap_name = inv.current(), None
@@ -384,6 +417,7 @@ class BootEnvironments:
     ) -> RollbackResult:
         self.resume_pending()
         inv = self.inventory()
+        self._check_pairs_readable(inv)
         env = inv.find(env_name) if env_name else inv.current()
         target = self.resolve_history_target(inv, env, steps=steps, to=to)
         if destructive:
@@ -420,16 +454,22 @@ class BootEnvironments:
             s for s in self._with_holds(env, only_prunable=False).snapshots if s.createtxg > target.createtxg
         ]
         blockers = [f"{s.label} ({why})" for s in newer if (why := _destroy_blocker(s)) is not None]
+        if env.boot_dataset and env.boot_dataset in self.zfs.mounts().values():
+            blockers.append(
+                f"its /boot half {env.boot_dataset} (mounted: it would be rolled back under a system)"
+            )
         if blockers:
             raise RefusedError(
                 "an in-place rollback would destroy protected snapshots: " + ", ".join(blockers),
                 hint="use a non-destructive rollback, or clear the keep flag / destroy the clones first",
             )
-        with self.journal.operation(
-            "rollback-destroy-newer",
-            env.name,
-            data={"target": target.label, "destroys": " ".join(s.name for s in newer)},
-        ):
+        data = {"target": target.label, "destroys": " ".join(s.name for s in newer)}
+        if (
+            target.boot_name
+        ):  # the /boot halves this rollback destroys (hand-made root snapshots may have none)
+            data["boot"] = target.boot_name
+            data["boot_destroys"] = " ".join(s.boot_name for s in newer if s.boot_name)
+        with self.journal.operation("rollback-destroy-newer", env.name, data=data):
             destroyed = self.zfs.rollback_destroying_newer(target.full_name)
             if target.boot_name:
                 destroyed += self.zfs.rollback_destroying_newer(target.boot_name)
@@ -517,6 +557,7 @@ class BootEnvironments:
     def destroy(self, targets: Sequence[str]) -> list[str]:
         self.resume_pending()
         inv = self.inventory()
+        self._check_pairs_readable(inv)
         self.check_destroyable(inv, targets)
         names: list[str] = []
         for target in targets:
@@ -525,6 +566,8 @@ class BootEnvironments:
             if snap_name is None:
                 names.extend(s.full_name for s in env.snapshots)
                 names.append(env.dataset)
+                if env.boot_dataset:  # its /boot half's snapshots that have no root half go with it
+                    names.extend(o for o in inv.orphans if o.startswith(env.boot_dataset + "@"))
             else:
                 names.append(f"{env.dataset}@{snap_name}")
         names = with_boot_halves(names, inv.environments)
@@ -571,6 +614,7 @@ class BootEnvironments:
         inv = self.inventory()
         plan = self.plan_prune(inv)
         if not dry_run and plan.items:
+            self._check_pairs_readable(inv)
             self._destroy_planned(plan, inv)
         return plan
 
@@ -633,7 +677,11 @@ class BootEnvironments:
         if boot is not None:
             inside = os.path.join(where, BOOT_MOUNTPOINT.lstrip("/"))
             if os.path.isdir(inside):
-                self.zfs.mount(boot, inside)
+                try:
+                    self.zfs.mount(boot, inside)
+                except BaseException:
+                    self.zfs.unmount(where)  # never half a pair mounted
+                    raise
             else:
                 LOG.warning("%s has no /boot directory; its /boot half %s is not mounted", target, boot)
         return where

@@ -35,6 +35,7 @@ class Inventory:
     boot_choice: BootChoice
     boot: str | None = None  # "<boot pool>/<boot_root>" in a two-pool layout (bootagent.pairs)
     orphans: tuple[str, ...] = ()  # boot halves without a root half
+    boot_problem: str | None = None  # why the boot pool's halves cannot be read: nothing may change
 
     def find(self, name: str) -> BootEnvironment:
         """The environment called `name`; a name outside the rule is refused with its reason even when a

@@ -102,13 +102,19 @@ def _finish_clone(ctx: ResumeContext, dataset: str) -> str:
     notes = ["its mount settings were finished"] if _settle(ctx, dataset, "/") else []
     boot = ctx.boot_half(dataset)
     if boot is not None:
+        info = next((d for d in ctx.zfs.list_tree(dataset) if d.name == dataset), None)
+        origin = ctx.boot_half(info.origin) if info is not None and info.origin else None
         if not ctx.zfs.exists(boot):
-            info = next((d for d in ctx.zfs.list_tree(dataset) if d.name == dataset), None)
-            origin = ctx.boot_half(info.origin) if info is not None and info.origin else None
             if origin is None or not ctx.zfs.exists(origin):
                 raise _Unfinished(f"its /boot half {boot} cannot be cloned (no {origin or 'origin'})")
             ctx.zfs.clone(boot, origin, {})
             notes.append(f"its /boot half was cloned from {origin}")
+        else:
+            found = next((d for d in ctx.zfs.list_tree(boot) if d.name == boot), None)
+            if found is not None and origin is not None and found.origin != origin:
+                raise BootagentError(  # not ours to pair or to remove: it stays pending, and says why
+                    f"{boot} exists but is not a clone of {origin}: it is not this environment's /boot half"
+                )
         if _settle(ctx, boot, "/boot"):
             notes.append("its /boot half's mount settings were finished")
     return "; ".join(notes) or "it was complete"
@@ -199,18 +205,18 @@ def _rollback_in_place(ctx: ResumeContext, intent: JournalEntry) -> Verdict:
     if not snaps or not ctx.zfs.exists(full):
         return Outcome.FAILED, "nothing to judge it by; nothing is changed now"
 
-    boot = ctx.boot_half(full)
-    if boot is not None and ctx.zfs.exists(boot):
-        snaps += [b for s in snaps if (b := ctx.boot_half(s)) is not None]
+    boot = intent.data.get("boot")  # the target's /boot half, and the /boot halves the rollback destroys
+    boot_snaps = intent.data.get("boot_destroys", "").split() if boot else []
 
     def finish(_left: list[str]) -> None:
-        ctx.zfs.rollback_destroying_newer(full)
-        if boot is not None and ctx.zfs.exists(boot):
+        if ctx.zfs.exists(full) and any(ctx.zfs.exists(s) for s in snaps):
+            ctx.zfs.rollback_destroying_newer(full)
+        if boot and ctx.zfs.exists(boot) and any(ctx.zfs.exists(s) for s in boot_snaps):
             ctx.zfs.rollback_destroying_newer(boot)
 
-    if all(ctx.zfs.exists(s) for s in snaps):
+    if all(ctx.zfs.exists(s) for s in [*snaps, *boot_snaps]):
         return Outcome.FAILED, "nothing had been destroyed; nothing changed"
-    return _destroyed(ctx, intent, snaps, finish)
+    return _destroyed(ctx, intent, [*snaps, *boot_snaps], finish)
 
 
 def _user_prop(ctx: ResumeContext, intent: JournalEntry, prop: Prop, want: str | None) -> Verdict:
@@ -263,7 +269,16 @@ def _seal(ctx: ResumeContext, intent: JournalEntry) -> Verdict:
 def resolve_pending(ctx: ResumeContext) -> list[Resolution]:
     """Close every pending intent this version understands; return what was done (for the user)."""
     out: list[Resolution] = []
-    for intent in reversed(ctx.journal.pending()):
+    pending = ctx.journal.pending()
+    if pending and ctx.boot_root is not None and not ctx.zfs.exists(ctx.boot_root):
+        # what is missing would be taken for what was never made: judge nothing until both pools are here
+        LOG.warning(
+            "%d operation(s) cut short earlier stay pending: the boot pool's %s cannot be read",
+            len(pending),
+            ctx.boot_root,
+        )
+        return out
+    for intent in reversed(pending):
         if intent.action in OWNED_BY_THE_AGENT:
             LOG.info("%s %s is carried on by the early-boot agent at boot", intent.action, intent.target)
             continue

@@ -263,8 +263,16 @@ class FakeZfs:
         return None
 
     def destroy(self, names: Sequence[str]) -> None:
-        """All or nothing; NotFoundError when the only problems are missing names."""
+        """All or nothing within each pool, pool by pool in the order the names come (as the backend's
+        channel programs); NotFoundError when the only problems are missing names."""
         self._fail("destroy")
+        by_pool: dict[str, list[str]] = {}
+        for name in names:
+            by_pool.setdefault(name.split("/", 1)[0].split("@", 1)[0], []).append(name)
+        if len(by_pool) > 1:
+            for group in by_pool.values():
+                self.destroy(group)
+            return
         batch = set(names)
         problems = {n: p for n in names if (p := self._destroy_check(n, batch))}
         if problems:

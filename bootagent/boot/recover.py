@@ -68,7 +68,13 @@ def failing_environment(params: BootParams) -> str | None:
 
 def candidates(envs: BootEnvironments) -> list[Candidate]:
     return [
-        Candidate(e.name, e.last_good, failed=e.failed is not None, bootable=name_problem(e.name) is None)
+        Candidate(
+            e.name,
+            e.last_good,
+            failed=e.failed is not None,
+            # half of a pair (bootagent.pairs) is never a candidate: it would be refused at boot anyway
+            bootable=name_problem(e.name) is None and e.missing_half is None,
+        )
         for e in envs.inventory().environments
     ]
 

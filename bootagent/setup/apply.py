@@ -10,48 +10,58 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bootagent.config import load_config
-from bootagent.errors import ConfigError, RefusedError
+from bootagent.errors import BootagentError, ConfigError, RefusedError
 from bootagent.fsutil import atomic_write
 from bootagent.runner import Runner
 from bootagent.setup.inspect import STATE_MOUNTPOINT, Proposal, Setting
 from bootagent.zfs.interface import ZfsBackend
 
 
+def _set_value(line: str, value: str) -> str:
+    """`key: old  # note` -> `key: value  # note` (the indentation and an inline comment kept)."""
+    match = re.match(r"^(\s*[^:#\s]+\s*:\s*)([^#]*?)(\s+#.*)?$", line)
+    if match is None:
+        return line
+    return match.group(1) + value + (match.group(3) or "")
+
+
 def edit_config(text: str, settings: Sequence[Setting]) -> str:
-    """`text` with each setting's value replaced where the key is (top level, or in its section), or added
-    at the end. Comments stay as they are; nothing else is touched (the file is dpkg's conffile: an edit it
-    did not need would make the next upgrade ask about it)."""
+    """`text` with each setting's value replaced where the key is (top level, or in its section), or added.
+    Comments, indentation and line ends stay as they are, and with nothing to set the text is returned as
+    it is: the file is dpkg's conffile, and an edit it did not need would make the next upgrade ask."""
+    if not settings:
+        return text
+    newline = "\r\n" if "\r\n" in text else "\n"
     lines = text.splitlines()
     for setting in settings:
         section, _, key = setting.key.rpartition(".")
-        value = f"{key}: {setting.value}"
         if not section:
             at = next((i for i, line in enumerate(lines) if re.match(rf"{re.escape(key)}\s*:", line)), None)
             if at is None:
-                lines += ["", f"# {setting.why}", value]
+                lines += ["", f"# {setting.why}", f"{key}: {setting.value}"]
             else:
-                lines[at] = value
+                lines[at] = _set_value(lines[at], setting.value)
             continue
         head = next(
-            (i for i, line in enumerate(lines) if re.match(rf"{re.escape(section)}\s*:\s*$", line)), None
+            (i for i, line in enumerate(lines) if re.match(rf"{re.escape(section)}\s*:\s*(#.*)?$", line)),
+            None,
         )
         if head is None:
-            lines += ["", f"{section}:", f"  {value}"]
+            lines += ["", f"{section}:", f"  {key}: {setting.value}"]
             continue
         end = next(
-            (
-                i
-                for i in range(head + 1, len(lines))
-                if re.match(r"\S", lines[i]) and not lines[i].startswith("#")
-            ),
+            (i for i in range(head + 1, len(lines)) if re.match(r"[^\s#]", lines[i])),
             len(lines),
         )
-        at = next((i for i in range(head + 1, end) if re.match(rf"\s+{re.escape(key)}\s*:", lines[i])), None)
+        keys = [i for i in range(head + 1, end) if re.match(r"\s+[^\s#]", lines[i])]
+        indent = re.match(r"\s+", lines[keys[0]]).group(0) if keys else "  "  # type: ignore[union-attr]
+        at = next((i for i in keys if re.match(rf"\s+{re.escape(key)}\s*:", lines[i])), None)
         if at is None:
-            lines.insert(head + 1, f"  {value}")
+            lines.insert(head + 1, f"{indent}{key}: {setting.value}")
         else:
-            lines[at] = f"  {value}"
-    return "\n".join(lines) + "\n"
+            lines[at] = _set_value(lines[at], setting.value)
+    out = newline.join(lines)
+    return out + newline if text.endswith(("\n", "\r")) or not text else out
 
 
 def write_config(path: Path, text: str) -> None:
@@ -79,6 +89,19 @@ def apply(
     if proposal.refusals:
         raise RefusedError("; ".join(proposal.refusals), hint="nothing was changed")
     done: list[str] = []
+    try:
+        _apply(proposal, config_path, zfs, runner, update_grub, done)
+    except BootagentError as exc:
+        if not done:
+            raise
+        changed = "; ".join(done)
+        raise BootagentError(f"{exc.message} (already changed: {changed})", hint=exc.hint) from exc
+    return done
+
+
+def _apply(
+    proposal: Proposal, config_path: Path, zfs: ZfsBackend, runner: Runner, update_grub: bool, done: list[str]
+) -> None:
     old = config_path.read_text() if config_path.exists() else ""
     new = edit_config(old, proposal.settings)
     if new != old:
@@ -90,7 +113,10 @@ def apply(
     if proposal.grubenv_missing and proposal.grubenv:
         runner(["grub-editenv", proposal.grubenv, "create"], timeout=60)
         done.append(f"created GRUB's environment block {proposal.grubenv}")
+    if {"grubenv", "boot_pool"} & {s.key for s in proposal.settings}:
+        # the agent's image carries where grubenv is and which pool is the boot pool
+        runner(["bootagent-mkinitrd"], timeout=900)
+        done.append("rebuilt the agent's image (bootagent-mkinitrd)")
     if done and update_grub:
         runner(["update-grub"], timeout=600)
         done.append("regenerated GRUB's menu (update-grub)")
-    return done

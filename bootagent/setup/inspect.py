@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bootagent.config import BOOT_POOL_AUTO, Config
+from bootagent.config import BOOT_POOL_AUTO, BOOT_POOL_NONE, Config
 from bootagent.setup.facts import SystemFacts
 
 GRUB_WRITABLE = ("ext4", "ext3", "ext2", "vfat")  # what GRUB's save_env can write (never ZFS)
@@ -88,6 +88,12 @@ def propose(
         notes.append(
             f"the state dataset {state} (journal, boot counters) is to be created at {STATE_MOUNTPOINT}"
         )
+        root_ds = facts.dataset(pool)
+        if root_ds is not None and root_ds.encryption != "off":
+            notes.append(
+                f"{state} inherits {pool}'s encryption: the early-boot agent reads it only once the key is "
+                "loaded (until then its journal stays in memory)"
+            )
 
     ds = facts.dataset(root.source)
     if ds is not None and ds.encryption != "off" and ds.encryptionroot:
@@ -124,6 +130,14 @@ def _boot(
     boot = facts.mounted_at("/boot")
     if boot is None:
         notes.append("/boot is inside each environment (one pool)")
+        if config.boot_pool not in (BOOT_POOL_AUTO, BOOT_POOL_NONE):
+            settings.append(
+                Setting(
+                    "boot_pool",
+                    BOOT_POOL_AUTO,
+                    f"the config names {config.boot_pool}, but /boot is not on it",
+                )
+            )
         return None
     if boot.fstype != "zfs":
         refusals.append(
@@ -204,6 +218,8 @@ def _customer_candidates(facts: SystemFacts, config: Config, pool: str, containe
     )
     out: list[str] = []
     for ds in facts.datasets:
+        if ds.pool != pool:  # customer_datasets names datasets of the root pool
+            continue
         if any(ds.name == k or ds.name.startswith(k + "/") for k in known):
             continue  # customer data already, or inside it
         if "/" not in ds.name or ds.canmount == "off":

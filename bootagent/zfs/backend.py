@@ -17,7 +17,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
-from bootagent.errors import ReadOnlyPoolError, RefusedError
+from bootagent.errors import BootagentError, ReadOnlyPoolError, RefusedError
 from bootagent.model import DatasetInfo, PoolInfo
 from bootagent.runner import Runner, run
 from bootagent.zfs.channel import ChannelPrograms, pool_of
@@ -138,8 +138,20 @@ class ZfsSystem:
             by_pool: dict[str, list[str]] = {}
             for name in names:
                 by_pool.setdefault(name.split("/", 1)[0].split("@", 1)[0], []).append(name)
+            done: list[str] = []
             for group in by_pool.values():
-                self.programs.destroy(group)
+                try:
+                    self.programs.destroy(group)
+                except BootagentError as exc:
+                    if not done:
+                        raise
+                    partial = BootagentError(
+                        f"{exc.message}; already destroyed in another pool: {', '.join(done)}",
+                        hint="the rest is left as it is; 'bootagent list' shows what is left of each pair",
+                    )
+                    partial.exit_code = exc.exit_code
+                    raise partial from exc
+                done.extend(group)
         else:
             LOG.info("libzfs_core unavailable: destroying with the zfs command, one dataset at a time")
             self.cli.destroy(names)

@@ -3,6 +3,7 @@ one by every operation, against the in-memory ZFS -- a missing or mismatched hal
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -356,9 +357,106 @@ def test_an_in_place_rollback_cut_half_way_finishes_both_halves(
     zfs: FakeZfs, grubenv: GrubenvFile, journal: Journal
 ) -> None:
     journal.record(
-        "rollback-destroy-newer", "alpha", Outcome.INTENT, data={"target": "alpha@s1", "destroys": "s2 s3"}
-    )
+        "rollback-destroy-newer", "alpha", Outcome.INTENT,
+        data={"target": "alpha@s1", "destroys": "s2 s3", "boot": "bpool/BOOT/alpha@s1",
+              "boot_destroys": "bpool/BOOT/alpha@s2 bpool/BOOT/alpha@s3"},
+    )  # fmt: skip
     zfs.rollback_destroying_newer("rpool/ROOT/alpha@s1")  # the root half was done, the cut came before /boot
     [done] = make(zfs, grubenv, journal).resume_pending()
     assert done.outcome is Outcome.RESUMED
     assert [s.name for s in zfs.snapshots_of("bpool/BOOT/alpha")] == ["bpool/BOOT/alpha@s1"]
+
+
+# --- what a review found: nothing changes one half alone -------------------------------------------------
+def without_boot_pool(zfs: FakeZfs) -> None:
+    zfs.extra_pools.remove("bpool")
+    for name in [n for n in zfs.nodes if n.startswith("bpool")]:
+        del zfs.nodes[name]
+
+
+def test_with_the_boot_pool_unreadable_nothing_changes(
+    zfs: FakeZfs, grubenv: GrubenvFile, journal: Journal
+) -> None:
+    envs = make(zfs, grubenv, journal, boot_pool="bpool")  # named in the config, as setup writes it
+    without_boot_pool(zfs)
+    before = set(zfs.nodes)
+    for snap in ("s1", "s2", "s3"):
+        zfs.nodes[f"rpool/ROOT/beta@{snap}"].user_props[Prop.CREATED_BY.value] = "automatic"
+    attempts: list[Callable[[], object]] = [
+        lambda: envs.checkpoint("alpha", name="x"),
+        lambda: envs.create("new", "alpha@s1"),
+        lambda: envs.rollback("alpha", steps=1),
+        lambda: envs.rollback("alpha", to="s1", destructive=True),
+        lambda: envs.destroy(["gamma"]),
+        lambda: envs.destroy(["alpha@s1"]),
+        lambda: envs.prune(),
+    ]
+    for attempt in attempts:
+        with pytest.raises(RefusedError, match="the boot pool's bpool/BOOT cannot be read"):
+            attempt()
+    assert set(zfs.nodes) == before
+    assert envs.prune(dry_run=True).items  # looking is still allowed
+    assert all(s.missing_half for e in envs.inventory().environments for s in e.snapshots)
+
+
+def test_with_the_boot_pool_missing_operations_cut_short_stay_pending(
+    zfs: FakeZfs, grubenv: GrubenvFile, journal: Journal
+) -> None:
+    """A missing /boot half would be taken for one never made: the root halves would be removed."""
+    zfs.add_snap("rpool/ROOT/beta@cut")
+    journal.record(
+        "checkpoint", "beta@cut", Outcome.INTENT,
+        data={"snapshot": "rpool/ROOT/beta@cut", "boot": "bpool/BOOT/beta@cut"},
+    )  # fmt: skip
+    zfs.clone("rpool/ROOT/made", "rpool/ROOT/beta@s2", {})
+    journal.record("create", "made", Outcome.INTENT, data={"dataset": "rpool/ROOT/made"})
+    without_boot_pool(zfs)
+    assert make(zfs, grubenv, journal, boot_pool="bpool").resume_pending() == []
+    assert len(journal.pending()) == 2
+    assert zfs.exists("rpool/ROOT/beta@cut")
+    assert zfs.exists("rpool/ROOT/made")
+
+
+def test_a_new_environment_is_never_paired_with_a_stale_boot_half(
+    zfs: FakeZfs, envs: BootEnvironments
+) -> None:
+    zfs.add_fs("bpool/BOOT/delta", mountpoint="/boot", canmount="noauto")
+    with pytest.raises(RefusedError, match="bpool/BOOT/delta exists without a root half"):
+        envs.create("delta", "beta@s2")
+    assert not zfs.exists("rpool/ROOT/delta")
+
+
+def test_a_create_cut_is_not_finished_with_a_boot_half_of_another_origin(
+    zfs: FakeZfs, grubenv: GrubenvFile, journal: Journal
+) -> None:
+    journal.record("create", "half", Outcome.INTENT, data={"dataset": "rpool/ROOT/half"})
+    zfs.clone("rpool/ROOT/half", "rpool/ROOT/beta@s2", {})
+    zfs.clone("bpool/BOOT/half", "bpool/BOOT/alpha@s1", {})  # somebody else's
+    assert make(zfs, grubenv, journal).resume_pending() == []
+    assert len(journal.pending()) == 1  # left for a person, with the reason in the log
+    assert zfs.exists("rpool/ROOT/half")
+
+
+def test_destroying_a_pair_takes_the_boot_snapshots_without_a_root_half_too(
+    zfs: FakeZfs, envs: BootEnvironments
+) -> None:
+    zfs.add_snap("bpool/BOOT/gamma@by-hand")
+    envs.destroy(["gamma"])
+    assert not [n for n in zfs.nodes if "gamma" in n]
+
+
+def test_an_in_place_rollback_under_a_mounted_boot_half_is_refused(
+    zfs: FakeZfs, envs: BootEnvironments
+) -> None:
+    zfs.mounted["/mnt/boot"] = "bpool/BOOT/alpha"
+    with pytest.raises(RefusedError, match=r"its /boot half bpool/BOOT/alpha \(mounted"):
+        envs.rollback("alpha", to="s1", destructive=True)
+    assert len(zfs.snapshots_of("rpool/ROOT/alpha")) == 3
+
+
+def test_half_a_pair_is_no_candidate_of_the_recovery_ladder(zfs: FakeZfs, envs: BootEnvironments) -> None:
+    from bootagent.boot.recover import candidates
+
+    for name in [n for n in zfs.nodes if n.startswith("bpool/BOOT/gamma")]:
+        del zfs.nodes[name]
+    assert {c.name: c.bootable for c in candidates(envs)} == {"alpha": True, "beta": True, "gamma": False}

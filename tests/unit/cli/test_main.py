@@ -532,10 +532,11 @@ def test_setup_dry_run_then_setup_then_again_on_the_howto_layout(
 
     code, out, err = setup()
     assert code == 0, err
-    assert out.splitlines()[-4:] == [
+    assert out.splitlines()[-5:] == [
         f"  wrote {config} (boot_pool, grubenv)",
         "  created rpool/bootagent at /var/lib/bootagent",
         "  created GRUB's environment block /boot/efi/grubenv",
+        "  rebuilt the agent's image (bootagent-mkinitrd)",
         "  regenerated GRUB's menu (update-grub)",
     ]
     assert ("update-grub",) in calls

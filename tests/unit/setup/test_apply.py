@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from bootagent.config import load_config
-from bootagent.errors import RefusedError
+from bootagent.errors import BootagentError, CommandError, RefusedError
 from bootagent.runner import CommandResult
 from bootagent.setup.apply import apply, edit_config
 from bootagent.setup.inspect import Setting, propose
@@ -67,9 +67,14 @@ def test_setup_of_the_howto_layout_then_again(tmp_path: Path) -> None:
         f"wrote {config} (boot_pool, grubenv)",
         "created rpool/bootagent at /var/lib/bootagent",
         f"created GRUB's environment block {grubenv}",
+        "rebuilt the agent's image (bootagent-mkinitrd)",
         "regenerated GRUB's menu (update-grub)",
     ]
-    assert commands.calls == [("grub-editenv", str(grubenv), "create"), ("update-grub",)]
+    assert commands.calls == [
+        ("grub-editenv", str(grubenv), "create"),
+        ("bootagent-mkinitrd",),
+        ("update-grub",),
+    ]
     loaded = load_config(config, strict=True).config
     assert (loaded.boot_pool, loaded.grubenv, loaded.customer_datasets) == ("bpool", "/boot/efi/grubenv", ())
     assert zfs.nodes["rpool/bootagent"].mountpoint == "/var/lib/bootagent"
@@ -78,7 +83,7 @@ def test_setup_of_the_howto_layout_then_again(tmp_path: Path) -> None:
     again = propose(facts, loaded, exists=lambda _p: True)
     again = again.__class__(**{**again.__dict__, "state_dataset": None})
     assert apply(again, config_path=config, zfs=zfs, runner=commands) == []
-    assert len(commands.calls) == 2  # nothing more was run
+    assert len(commands.calls) == 3  # nothing more was run
 
 
 def test_a_refused_proposal_changes_nothing(tmp_path: Path) -> None:
@@ -101,3 +106,44 @@ def test_an_edit_that_would_not_load_is_refused_and_the_file_kept(tmp_path: Path
     with pytest.raises(RefusedError, match="would not be valid"):
         apply(bad, config_path=config, zfs=FakeZfs(), runner=Commands())
     assert config.read_text() == "pool: auto\n"
+
+
+def test_edit_keeps_inline_comments_indentation_and_a_header_comment() -> None:
+    text = "boot_pool: auto  # the HOWTO's\nlayout:  # where things are\n    root: ROOT\n# end\n"
+    new = edit_config(text, [Setting("boot_pool", "bpool", "x"), Setting("layout.boot_root", "BOOT2", "y")])
+    assert new == (
+        "boot_pool: bpool  # the HOWTO's\nlayout:  # where things are\n    boot_root: BOOT2\n    root: ROOT\n"
+        "# end\n"
+    )
+    assert load_ok(new)
+
+
+def test_edit_with_nothing_to_set_leaves_the_text_as_it_is() -> None:
+    for text in ("", "pool: auto", "pool: auto\r\n"):
+        assert edit_config(text, []) == text
+    assert edit_config("pool: auto\r\n", [Setting("pool", "tank", "x")]) == "pool: tank\r\n"
+
+
+def test_a_failure_half_way_says_what_was_already_changed(tmp_path: Path) -> None:
+    config = tmp_path / "bootagent.yaml"
+    config.write_text(DEFAULT_CONFIG.read_text())
+    proposal = propose(recorded("howto"), load_config(config, strict=True).config)
+
+    def failing(argv: Sequence[str], **_kw: Any) -> CommandResult:
+        raise CommandError(argv, returncode=1, stderr="grub-mkconfig: error")
+
+    with pytest.raises(
+        BootagentError, match=r"already changed: wrote .*bootagent.yaml \(boot_pool, grubenv\)"
+    ):
+        apply(proposal, config_path=config, zfs=FakeZfs(), runner=failing)
+
+
+def load_ok(text: str) -> bool:
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as fh:
+        fh.write(text)
+    try:
+        return not load_config(fh.name, strict=True).problems
+    finally:
+        Path(fh.name).unlink()

@@ -129,3 +129,15 @@ def test_datasets_known_as_customer_data_are_not_proposed_again() -> None:
     facts = recorded("testbed")
     assert propose(facts, Config(customer_datasets=("customer/acme",))).customer_candidates == ()
     assert propose(facts, Config(layout=Layout(root="ROOT"))).environment == "beta"
+
+
+def test_a_boot_pool_named_in_the_config_that_is_not_there_goes_back_to_auto() -> None:
+    proposal = propose(recorded("testbed"), Config(boot_pool="bpool"))
+    assert proposal.settings == (
+        Setting("boot_pool", "auto", "the config names bpool, but /boot is not on it"),
+    )
+
+
+def test_an_encrypted_root_pool_is_said_to_encrypt_the_new_state_dataset() -> None:
+    proposal = propose(recorded("howto"), Config())
+    assert any(n.startswith("rpool/bootagent inherits rpool's encryption") for n in proposal.notes)
