@@ -62,7 +62,8 @@ class Paired:
 
 
 def detect_boot_pool(zfs: ZfsBackend, config: Config, pool: str, warnings: list[str]) -> str | None:
-    """The boot pool: the config's, else (auto) the one other imported pool with <pool>/<boot_root>."""
+    """The boot pool: the config's; else (auto) the pool of the running /boot when that is a boot half; else
+    the one other imported pool with <pool>/<boot_root>."""
     if config.boot_pool == BOOT_POOL_NONE:
         return None
     container = config.layout.boot_root
@@ -73,6 +74,10 @@ def detect_boot_pool(zfs: ZfsBackend, config: Config, pool: str, warnings: list[
             )
             return None
         return config.boot_pool
+    mounted = zfs.mounts().get(BOOT_MOUNTPOINT, "")  # the running system's own /boot says it best
+    boot_pool, _, rest = mounted.partition("/")
+    if boot_pool and boot_pool != pool and rest.rpartition("/")[0] == container:
+        return boot_pool
     try:
         pools = zfs.imported_pools()
     except BootagentError as exc:

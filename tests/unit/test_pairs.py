@@ -76,6 +76,7 @@ def test_a_single_pool_has_no_boot_pool_and_nothing_changes() -> None:
 
 
 def test_two_candidate_boot_pools_are_not_guessed_between(zfs: FakeZfs) -> None:
+    del zfs.mounted["/boot"]  # nothing says which (in the early boot, say)
     zfs.add_pool("bpool2")
     zfs.add_fs("bpool2/BOOT", canmount="off", mountpoint="none")
     warnings: list[str] = []
@@ -85,6 +86,8 @@ def test_two_candidate_boot_pools_are_not_guessed_between(zfs: FakeZfs) -> None:
         "/boot is taken to be inside each environment"
     ]
     assert detect_boot_pool(zfs, Config(boot_pool="bpool2"), "rpool", []) == "bpool2"
+    zfs.mounted["/boot"] = "bpool2/BOOT/beta"  # the running system's /boot decides
+    assert detect_boot_pool(zfs, Config(), "rpool", []) == "bpool2"
 
 
 def test_a_boot_pool_that_is_the_root_pool_is_no_pair() -> None:
