@@ -243,8 +243,6 @@ class BootEnvironments:
             self._make_room(inv)
         full = f"{env.dataset}@{snap_name}"
         props = {Prop.DESCRIPTION.value: description, Prop.CREATED_BY.value: created_by.value}
-        if (why := boot_refusal(env)) is not None:
-            raise RefusedError(why, hint=_PAIR_HINT)
         data = {"snapshot": full}
         if env.boot_dataset and (boot := self.layout.boot_half(full)):
             data["boot"] = boot

@@ -34,6 +34,7 @@ from bootagent.bootstate import BootStore
 from bootagent.errors import BootagentError
 from bootagent.journal import Journal, JournalEntry, Outcome
 from bootagent.model import Prop
+from bootagent.pairs import PairLayout
 from bootagent.zfs.interface import ZfsBackend
 
 LOG = logging.getLogger(__name__)
@@ -50,9 +51,7 @@ class ResumeContext:
     boot_root: str | None = None  # "<boot pool>/<boot_root>" in a two-pool layout (bootagent.pairs)
 
     def boot_half(self, name: str) -> str | None:
-        if self.boot_root is None or not name.startswith(self.root + "/"):
-            return None
-        return self.boot_root + name[len(self.root) :]
+        return PairLayout(self.root, self.boot_root).boot_half(name)
 
 
 @dataclass(frozen=True)

@@ -245,21 +245,25 @@ def stage(destdir: str, *, python: str = "/usr/bin/python3") -> list[str]:
     return sorted(set(elf))
 
 
-def grubenv_conf(grubenv: str, *, findmnt: str = "findmnt") -> str:
-    """KEY=value lines telling the agent where the writable grubenv is: its file system's UUID and the
-    file's path inside that file system. Empty when it is not on a separate plain file system."""
-    directory = os.path.dirname(grubenv)
+def _findmnt(findmnt: str, columns: str, target: str) -> list[str] | None:
+    """The columns of the mount holding `target` (None when findmnt cannot say)."""
     try:
-        out = subprocess.run(
-            [findmnt, "-n", "-o", "UUID,FSTYPE,TARGET", "--target", directory],
+        return subprocess.run(
+            [findmnt, "-n", "-o", columns, "--target", target],
             capture_output=True,
             text=True,
             check=True,
             timeout=30,
         ).stdout.split()
     except (OSError, subprocess.SubprocessError):
-        return ""
-    if len(out) != 3 or out[1] == "zfs":
+        return None
+
+
+def grubenv_conf(grubenv: str, *, findmnt: str = "findmnt") -> str:
+    """KEY=value lines telling the agent where the writable grubenv is: its file system's UUID and the
+    file's path inside that file system. Empty when it is not on a separate plain file system."""
+    out = _findmnt(findmnt, "UUID,FSTYPE,TARGET", os.path.dirname(grubenv))
+    if out is None or len(out) != 3 or out[1] == "zfs":
         return ""
     uuid, _fstype, target = out
     rel = os.path.relpath(grubenv, target)
@@ -269,22 +273,16 @@ def grubenv_conf(grubenv: str, *, findmnt: str = "findmnt") -> str:
 def boot_pool_conf(boot_root: str, *, findmnt: str = "findmnt") -> str:
     """BOOT_POOL=NAME when the running system's /boot is a boot half (<pool>/<boot_root>/<name> on a pool
     other than the root's, bootagent.pairs): the agent imports that pool too. Empty otherwise."""
-    found: list[list[str]] = []
-    for where in ("/", "/boot"):
-        try:
-            found.append(
-                subprocess.run(
-                    [findmnt, "-n", "-o", "SOURCE,FSTYPE", "--target", where],
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                    timeout=30,
-                ).stdout.split()
-            )
-        except (OSError, subprocess.SubprocessError):
-            return ""
-    (root, boot) = found
-    if len(root) != 2 or len(boot) != 2 or root[1] != "zfs" or boot[1] != "zfs":
+    root = _findmnt(findmnt, "SOURCE,FSTYPE", "/")
+    boot = _findmnt(findmnt, "SOURCE,FSTYPE", "/boot")
+    if (
+        root is None
+        or boot is None
+        or len(root) != 2
+        or len(boot) != 2
+        or root[1] != "zfs"
+        or boot[1] != "zfs"
+    ):
         return ""
     pool, _, rest = boot[0].partition("/")
     if pool == root[0].split("/", 1)[0] or rest.rpartition("/")[0] != boot_root:

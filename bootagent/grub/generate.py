@@ -152,17 +152,12 @@ def menu_input(config: Config, sources: MenuSources, warnings: list[str]) -> Men
         fallback = info.bootfs[len(container) + 1 :]
     elif info.bootfs:
         warnings.append(f"the pool's bootfs {shown(info.bootfs)} is not a boot environment under {container}")
-    uuid = None
-    try:
-        uuid = f"{zfs.pool_guid(pool):016x}"
-    except BootagentError as exc:
-        warnings.append(f"cannot read the guid of {pool} ({exc.message}); GRUB finds it by its name")
     return MenuInput(
         pool=pool,
         root=config.layout.root,
         environments=tuple(e.name for e in environments),
         fallback=fallback,
-        pool_uuid=uuid,
+        pool_uuid=_pool_uuid(zfs, pool, warnings),
         grubenv=grubenv_place(config.grubenv, sources.runner, warnings),
         settings=settings,
         counting=Counting(limit=config.recovery.boot_count_limit, panic=config.recovery.panic_reboot),
@@ -194,12 +189,16 @@ def _boot_pool(
             warnings.append(f"boot environment {shown(env.name)} gets no GRUB entry: {env.missing_half}")
         else:
             whole.append(env)
-    uuid = None
+    return whole, BootPool(pool, root, _pool_uuid(zfs, pool, warnings))
+
+
+def _pool_uuid(zfs: ZfsBackend, pool: str, warnings: list[str]) -> str | None:
+    """GRUB's fs_uuid of a pool (its guid in hex); None, with a warning, when it cannot be read."""
     try:
-        uuid = f"{zfs.pool_guid(pool):016x}"
+        return f"{zfs.pool_guid(pool):016x}"
     except BootagentError as exc:
         warnings.append(f"cannot read the guid of {pool} ({exc.message}); GRUB finds it by its name")
-    return whole, BootPool(pool, root, uuid)
+        return None
 
 
 def generate(config: Config, sources: MenuSources, problems: Sequence[str] = ()) -> Menu:

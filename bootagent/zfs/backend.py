@@ -137,7 +137,7 @@ class ZfsSystem:
             # each all or nothing; a cut between them is finished from the journal (bootagent.resume)
             by_pool: dict[str, list[str]] = {}
             for name in names:
-                by_pool.setdefault(name.split("/", 1)[0].split("@", 1)[0], []).append(name)
+                by_pool.setdefault(pool_of(name), []).append(name)
             done: list[str] = []
             for group in by_pool.values():
                 try:

@@ -4,12 +4,10 @@ one by every operation, against the in-memory ZFS -- a missing or mismatched hal
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from bootagent.bootstate import BootStore
 from bootagent.config import Config
 from bootagent.environments import BootEnvironments
 from bootagent.errors import RefusedError, ZfsError
@@ -19,6 +17,7 @@ from bootagent.journal import Journal, Outcome
 from bootagent.model import Actor, Prop
 from bootagent.pairs import PAIR_SKEW, PairLayout, detect_boot_pool, pair_up, with_boot_halves
 from tests.fakes import FakeZfs, howto_pools, reference_pool
+from tests.unit.test_environments import make
 
 NOW = 1_800_000_000.0
 
@@ -39,14 +38,6 @@ def grubenv(tmp_path: Path) -> GrubenvFile:
 @pytest.fixture
 def journal(tmp_path: Path) -> Journal:
     return Journal(tmp_path / "state", actor=Actor.CLI, clock=lambda: NOW)
-
-
-def make(zfs: FakeZfs, grubenv: GrubenvFile, journal: Journal, **config: object) -> BootEnvironments:
-    cfg = replace(Config(pool="rpool", grubenv=str(grubenv.path)), **config)  # type: ignore[arg-type]
-    return BootEnvironments(
-        zfs, cfg, "rpool", journal, BootStore(zfs, grubenv), clock=lambda: NOW,
-        mount_base=str(Path(journal.path).parent.parent / "mnt"),
-    )  # fmt: skip
 
 
 @pytest.fixture
