@@ -45,7 +45,6 @@ from yaml.nodes import CollectionNode, MappingNode, Node, ScalarNode, SequenceNo
 from bootagent.errors import ConfigError, ConfigProblem
 from bootagent.model import CreatedBy, validate_name
 from bootagent.names import PUNCTUATION
-from bootagent.reset.password import hash_problem
 
 LOG = logging.getLogger(__name__)
 
@@ -603,7 +602,7 @@ _SECTIONS: Final[dict[str, tuple[Any, dict[str, _Check]]]] = {
         Protection,
         {
             "password_pbkdf2": lambda c, k, n: c.string(
-                k, n, "a grub-mkpasswd-pbkdf2 hash", lambda t: None if t == "" else hash_problem(t), "hash"
+                k, n, "a grub-mkpasswd-pbkdf2 hash", lambda t: None if t == "" else _hash_problem(t), "hash"
             ),
             "user": lambda c, k, n: c.string(
                 k,
@@ -984,3 +983,10 @@ def load_config(path: str | os.PathLike[str] | None = None, *, strict: bool) -> 
     if len(problems) > _LOGGED:  # the kernel log drops a flood anyway
         LOG.warning("%d more configuration problems in %s (not logged)", len(problems) - _LOGGED, chosen)
     return LoadedConfig(config=config, problems=tuple(problems), path=chosen)
+
+
+def _hash_problem(text: str) -> str | None:
+    """What is wrong with a configured password hash (imported here: only a config that sets one pays)."""
+    from bootagent.reset.password import hash_problem
+
+    return hash_problem(text)

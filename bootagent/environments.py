@@ -11,7 +11,7 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -65,6 +65,12 @@ class RollForwardResult:
     environment: str  # the environment now active
     source: str  # the snapshot or environment rolled forward to
     created: bool
+
+
+def running_environment(root: str, mounts: Mapping[str, str]) -> str | None:
+    """The name of the environment mounted at / (mount point -> dataset), None when / is none of `root`'s."""
+    dataset = mounts.get("/")
+    return dataset.rsplit("/", 1)[-1] if dataset and dataset.startswith(root + "/") else None
 
 
 class BootEnvironments:
@@ -136,10 +142,7 @@ class BootEnvironments:
         choice = self.boot.read()
         envs, orphans, boot_problem = self._paired(assemble(self.root, tree))
         names = {e.name for e in envs}
-        running_ds = mounts.get("/")
-        running = (
-            running_ds.rsplit("/", 1)[-1] if running_ds and running_ds.startswith(self.root + "/") else None
-        )
+        running = running_environment(self.root, mounts)
         active = (
             pool.bootfs.rsplit("/", 1)[-1]
             if pool.bootfs and pool.bootfs.startswith(self.root + "/")

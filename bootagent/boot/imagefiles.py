@@ -109,7 +109,7 @@ def exercise() -> None:
     params = parse_cmdline("root=ZFS=rpool/ROOT/a bootagent=menu bootagent.timeout=5 console=ttyS0,115200n8")
     ZfsSystem()
     Lzc().available()
-    for program in ("list_tree.lua", "destroy.lua", "rollback_newer.lua", "set_user.lua"):
+    for program in ("destroy.lua", "rollback_newer.lua", "set_user.lua"):
         load_program(program)
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "c.yaml")

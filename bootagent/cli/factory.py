@@ -8,18 +8,20 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bootagent.cli.context import Context
 from bootagent.cli.render import human_size, when
 from bootagent.errors import RefusedError
 from bootagent.model import Actor
-from bootagent.reset.baseline import Baseline, baselines, seal
 from bootagent.reset.plan import ResetMode, summary
-from bootagent.reset.run import set_flag
-from bootagent.reset.service import prepare, refuse_pairs
 from bootagent.reset.store import ResetRequest, ResetStore, UnreadableState
 from bootagent.runner import Runner
+
+# The reset engine (baselines, planning, the run) is imported where a verb needs it: every boot's
+# boot-start and bless come through this module and need only the reset's stored state.
+if TYPE_CHECKING:
+    from bootagent.reset.baseline import Baseline
 
 WORDS = {ResetMode.KEEP_DATA: "RESET", ResetMode.ERASE_ALL: "ERASE"}
 
@@ -49,6 +51,8 @@ def _baseline_line(b: Baseline) -> str:
 
 
 def list_baselines(ctx: Context) -> Result:
+    from bootagent.reset.baseline import baselines
+
     found = baselines(ctx.zfs, ctx.config, ctx.pool)
     text = (
         "\n".join(_baseline_line(b) for b in found)
@@ -73,6 +77,9 @@ def default_release() -> str:
 
 
 def seal_baseline(ctx: Context, environment: str | None, release: str | None, replace: bool) -> Result:
+    from bootagent.reset.baseline import seal
+    from bootagent.reset.service import refuse_pairs
+
     refuse_pairs(ctx.zfs, ctx.config, ctx.pool)
     inv = ctx.envs.inventory()
     env = inv.find(environment) if environment else inv.current()
@@ -94,6 +101,8 @@ def seal_baseline(ctx: Context, environment: str | None, release: str | None, re
 
 
 def plan_text(ctx: Context, mode: ResetMode, release: str | None, secure: bool) -> tuple[list[str], str]:
+    from bootagent.reset.service import prepare
+
     plan = prepare(ctx.zfs, ctx.config, ctx.pool, mode, release=release, actor=Actor.CLI.value, secure=secure)
     head = (
         f"factory reset ({mode.value}) to baseline {plan.baseline}, at the next boot; "
@@ -134,6 +143,8 @@ def schedule(
 
 
 def cancel(ctx: Context) -> Result:
+    from bootagent.reset.run import set_flag
+
     store = ResetStore(str(ctx.journal.directory))
     if store.plan() is not None:
         raise RefusedError("the reset has begun already (a plan is under way); it cannot be cancelled now")
@@ -145,6 +156,8 @@ def cancel(ctx: Context) -> Result:
 
 
 def reset_status(ctx: Context) -> tuple[dict[str, Any], list[str]]:
+    from bootagent.reset.baseline import baselines
+
     store = ResetStore(str(ctx.journal.directory))
     lines: list[str] = []
     data: dict[str, Any] = {}
@@ -197,6 +210,8 @@ def at_boot_start(ctx: Context, runner: Runner, warn: Callable[[str], None]) -> 
             raise RefusedError(f"{what}: this system must not run until the reset is finished")
         marker.write_text("1\n")
         if plan is not None:
+            from bootagent.reset.run import set_flag
+
             set_flag(ctx.envs.boot, plan.mode)
         warn(f"{what} but this system booted without the agent: rebooting into the agent to finish it")
         runner(["systemctl", "--no-block", "reboot"], check=False, timeout=60)

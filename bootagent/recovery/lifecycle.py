@@ -25,7 +25,7 @@ from pathlib import Path
 
 from bootagent.bootstate import BootStore
 from bootagent.config import CheckFailure, Config
-from bootagent.environments import BootEnvironments
+from bootagent.environments import BootEnvironments, running_environment
 from bootagent.errors import BootagentError, ExitCode, RefusedError
 from bootagent.journal import Journal, Outcome
 from bootagent.model import Prop
@@ -81,13 +81,15 @@ class RunningSystem:
     warn: Callable[[str], None] = lambda _m: None  # what went wrong (the journal and the console)
 
     def running(self) -> str:
-        inv = self.envs.inventory()
-        if inv.state.running is None:
+        """The running environment's name, from the mount table alone (no listing: every boot asks)."""
+        root = self.config.root_container(self.pool)
+        name = running_environment(root, self.envs.zfs.mounts())
+        if name is None:
             raise RefusedError(
                 "the running root is not a boot environment of this pool",
-                hint=f"boot counting applies to environments under {self.config.root_container(self.pool)}",
+                hint=f"boot counting applies to environments under {root}",
             )
-        return inv.state.running
+        return name
 
     def record(self) -> BootRecord | None:
         """This boot's record (None: boot-start has not run in this boot)."""

@@ -1,10 +1,12 @@
 """The real ZfsBackend: libzfs_core and channel programs where they work, the command line elsewhere.
 
 Routing:
-- listing: the `list_tree` channel program (nosync) on a writable pool; the CLI on a read-only pool (every
-  channel program fails there with EROFS), when libzfs_core is unavailable, or when the listing exceeds
-  the channel program's limits;
-- snapshot, clone, hold, release, promote, rename, exists, holds: libzfs_core;
+- reading never loads libzfs_core (importing pyzfs parses its C declarations with cffi: about two seconds
+  in a guest, on every boot's boot-start, health and bless): listing is `zfs list` and `zfs get -s local`,
+  two commands for the whole tree (faster than the channel-program listing even with pyzfs loaded, whose
+  nvlist conversion is Python); exists and holds use libzfs_core when a change in this run has loaded it
+  already, the CLI otherwise;
+- snapshot, clone, hold, release, promote, rename: libzfs_core;
 - destroy, rollback_destroying_newer, set_user, inherit_user: channel programs (atomic, checked first);
   a rollback of a MOUNTED file system goes to `zfs rollback -r` (zfs.sync.rollback refuses mounted ones);
 - native properties, mount/unmount, bootfs, diff, pool_info, import/export: the CLI;
@@ -15,15 +17,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 
-from bootagent.errors import BootagentError, ReadOnlyPoolError, RefusedError
+from bootagent.errors import BootagentError, RefusedError
 from bootagent.model import DatasetInfo, PoolInfo
 from bootagent.runner import Runner, run
 from bootagent.zfs.channel import ChannelPrograms, pool_of
 from bootagent.zfs.cli import ZfsCli
 from bootagent.zfs.interface import DiffEntry, ZfsBackend
-from bootagent.zfs.lzc import ChannelProgramLimitError, Lzc, LzcUnavailableError
+from bootagent.zfs.lzc import Lzc
 
 LOG = logging.getLogger(__name__)
 
@@ -37,10 +38,17 @@ class ZfsSystem:
         self.cli = ZfsCli(runner, mounts_path=mounts_path)
         self.lzc = lzc if lzc is not None else Lzc()
         self.programs = ChannelPrograms(self.lzc)
-        self._readonly_pools: set[str] = set()
+        self._lzc_loaded = False
 
     def _lzc_usable(self) -> bool:
-        return self.lzc.available()
+        """For changes: loads libzfs_core on the first call."""
+        usable = self.lzc.available()
+        self._lzc_loaded = usable
+        return usable
+
+    def _lzc_for_reading(self) -> bool:
+        """For reads: libzfs_core only when a change has loaded it already (reading never pays for it)."""
+        return self._lzc_loaded
 
     def _mounted_datasets(self) -> dict[str, str]:
         """dataset -> mount point (the first one when mounted twice)."""
@@ -60,27 +68,15 @@ class ZfsSystem:
         return self.cli.pool_guid(pool)
 
     def list_tree(self, root: str) -> list[DatasetInfo]:
-        pool = pool_of(root)
-        if self._lzc_usable() and pool not in self._readonly_pools:
-            try:
-                records = self.programs.list_tree(root)
-            except ReadOnlyPoolError:
-                LOG.info("pool %s is read-only: listing with the zfs command", pool)
-                self._readonly_pools.add(pool)
-            except (ChannelProgramLimitError, LzcUnavailableError) as exc:
-                LOG.warning("listing %s with a channel program failed (%s); using the zfs command", root, exc)
-            else:
-                mounted = self._mounted_datasets()
-                return [replace(r, mounted=True) if r.name in mounted else r for r in records]
         return self.cli.list_tree(root)
 
     def exists(self, name: str) -> bool:
-        if self._lzc_usable():
+        if self._lzc_for_reading():
             return self.lzc.exists(name)
         return self.cli.exists(name)
 
     def holds(self, snapshot: str) -> frozenset[str]:
-        if self._lzc_usable():
+        if self._lzc_for_reading():
             return self.lzc.get_holds(snapshot)
         return self.cli.holds(snapshot)
 
@@ -213,11 +209,9 @@ class ZfsSystem:
     # --- pools (not part of ZfsBackend) ----------------------------------------------------------------
     def import_pool(self, pool: str, *, readonly: bool, altroot: str | None = None) -> None:
         self.cli.import_pool(pool, readonly=readonly, altroot=altroot)
-        self._readonly_pools.discard(pool)
 
     def export_pool(self, pool: str) -> None:
         self.cli.export_pool(pool)
-        self._readonly_pools.discard(pool)
 
 
 _check: type[ZfsBackend] = ZfsSystem

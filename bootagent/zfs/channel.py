@@ -15,21 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from bootagent.errors import BootagentError, IncompleteError, NotFoundError, RefusedError, ZfsError
-from bootagent.model import PROP_PREFIX, DatasetInfo, DatasetKind
 from bootagent.zfs.cli import destroy_order
 from bootagent.zfs.lzc import Lzc
 
 LOG = logging.getLogger(__name__)
 
-# Listing returns every record at once: give it room. ZCP caps these at zfs_lua_max_instrlimit (1e8) and
-# zfs_lua_max_memlimit (100 MiB).
-LIST_INSTRLIMIT = 50_000_000
-LIST_MEMLIMIT = 64 * 1024 * 1024
-
 
 @cache
 def load_program(name: str) -> str:
-    """The text of a shipped Lua program, e.g. 'list_tree.lua' (a plain file beside this module: the
+    """The text of a shipped Lua program, e.g. 'destroy.lua' (a plain file beside this module: the
     initramfs has no importlib.resources readers)."""
     return (Path(__file__).resolve().parent / "lua" / name).read_text(encoding="utf-8")
 
@@ -96,52 +90,11 @@ def failure_error(
     return ZfsError(f"{what}: unexpected channel program result {result!r}")
 
 
-def parse_listing(result: Any, root: str) -> list[DatasetInfo]:
-    """The result of list_tree.lua -> DatasetInfo records (`mounted` is left False: ZCP cannot see it)."""
-    table = as_dict(result)
-    if not table.get("exists"):
-        raise NotFoundError(
-            f"{root} does not exist", hint="check the name; `zfs list -r POOL` shows what exists"
-        )
-    records = []
-    for item in as_list(table.get("datasets", [])):
-        record = as_dict(item)
-        records.append(
-            DatasetInfo(
-                name=record["name"],
-                kind=DatasetKind(record["type"]),
-                creation=int(record["creation"]),
-                createtxg=int(record["createtxg"]),
-                used=int(record["used"]),
-                referenced=int(record["referenced"]),
-                origin=record.get("origin") or None,
-                mountpoint=record.get("mountpoint") or None,
-                canmount=record.get("canmount") or None,
-                mounted=False,
-                user_props={str(k): str(v) for k, v in as_dict(record.get("user", {})).items()},
-            )
-        )
-    return records
-
-
 class ChannelPrograms:
     """The shipped channel programs, run through libzfs_core."""
 
     def __init__(self, lzc: Lzc) -> None:
         self._lzc = lzc
-
-    def list_tree(self, root: str) -> list[DatasetInfo]:
-        """Raises ReadOnlyPoolError on a read-only pool and ChannelProgramLimitError when it is too big."""
-        result = self._lzc.channel_program(
-            pool_of(root),
-            load_program("list_tree.lua"),
-            {"root": root, "prefix": PROP_PREFIX},
-            sync=False,
-            instrlimit=LIST_INSTRLIMIT,
-            memlimit=LIST_MEMLIMIT,
-            what=f"listing {root}",
-        )
-        return parse_listing(result, root)
 
     def destroy(self, names: Sequence[str]) -> list[str]:
         """Destroy all or nothing (file systems must be unmounted). Returns the destroyed names."""

@@ -37,7 +37,7 @@ def test_agent_and_libraries_are_staged_compiled(staged: tuple[Path, list[str]])
         "config.pyc",
     ):
         assert (pkg / rel).is_file(), rel
-    assert (pkg / "zfs/lua/list_tree.lua").is_file()
+    assert (pkg / "zfs/lua/destroy.lua").is_file()
     dist = dest / "usr/lib/python3/dist-packages"
     for mod in (
         "libzfs_core/__init__.pyc",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ import pytest
 from bootagent.errors import RefusedError
 from bootagent.zfs.backend import ZfsSystem
 from bootagent.zfs.interface import ZfsBackend
-from bootagent.zfs.lzc import ChannelProgramLimitError, Lzc
+from bootagent.zfs.lzc import Lzc
 from tests.unit.zfs.test_channel import FakeDataset, FakePool, LupaLzc, small_pool
 from tests.unit.zfs.test_cli import GET_ARGV, LIST_ARGV, FakeRunner, Reply, data
 
@@ -82,42 +81,48 @@ def test_zfs_system_is_a_zfs_backend(mounts: Path) -> None:
     assert backend.mounts() == {"/": "rpool/ROOT/debian"}
 
 
-def test_writable_pool_is_listed_by_the_channel_program(mounts: Path) -> None:
-    runner = FakeRunner()
-    lzc = RecordingLzc(small_pool())
+class CountingLzc(RecordingLzc):
+    """libzfs_core that counts how often it was asked whether it can be used (the probe loads it)."""
+
+    def __init__(self, pool: FakePool) -> None:
+        super().__init__(pool)
+        self.probes = 0
+
+    def available(self) -> bool:
+        self.probes += 1
+        return True
+
+
+def test_listing_never_loads_libzfs_core(mounts: Path) -> None:
+    runner = listing_runner()
+    lzc = CountingLzc(small_pool())
     records = {r.name: r for r in ZfsSystem(runner, lzc, str(mounts)).list_tree("rpool/ROOT")}
-    assert runner.calls == []
-    assert len(lzc.runs) == 1
-    assert records["rpool/ROOT/debian"].mounted is True  # from /proc/self/mounts: ZCP cannot see it
-    assert records["rpool/ROOT/trial"].mounted is False
+    assert runner.calls == [(*LIST_ARGV, "rpool/ROOT"), (*GET_ARGV, "rpool/ROOT")]
+    assert (lzc.probes, lzc.runs, lzc.calls) == (0, [], [])
+    assert "rpool/ROOT/debian@pre upgrade" in records
+    assert records["rpool/ROOT/debian"].mounted is True
 
 
-def test_read_only_pool_is_listed_by_the_command_line_from_then_on(mounts: Path) -> None:
-    pool = small_pool()
-    pool.readonly = True
-    runner = listing_runner()
-    lzc = RecordingLzc(pool)
+def test_reads_use_libzfs_core_only_once_a_change_has_loaded_it(mounts: Path) -> None:
+    runner = FakeRunner(
+        {
+            ("zfs", "list", "-H", "-o", "name", "rpool/ROOT/trial"): Reply("rpool/ROOT/trial\n"),
+            ("zfs", "holds", "-H", "rpool/ROOT/trial@a"): Reply(""),
+        }
+    )
+    lzc = CountingLzc(small_pool())
     system = ZfsSystem(runner, lzc, str(mounts))
-    first = system.list_tree("rpool/ROOT")
-    second = system.list_tree("rpool/ROOT")
-    assert first == second
-    assert "rpool/ROOT/debian@pre upgrade" in {r.name for r in first}
-    assert len(lzc.runs) == 1  # the read-only pool is remembered
-    assert runner.calls == [(*LIST_ARGV, "rpool/ROOT"), (*GET_ARGV, "rpool/ROOT")] * 2
-
-
-def test_listing_too_big_for_a_channel_program_falls_back(
-    mounts: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    runner = listing_runner()
-    lzc = RecordingLzc(small_pool())
-
-    def too_big(*args: Any, **kwargs: Any) -> Any:
-        raise ChannelProgramLimitError("listing rpool/ROOT: too big", errno=errno.ENOMEM)
-
-    monkeypatch.setattr(lzc, "channel_program", too_big)
-    records = ZfsSystem(runner, lzc, str(mounts)).list_tree("rpool/ROOT")
-    assert len(records) == 5
+    assert system.exists("rpool/ROOT/trial") is True
+    assert system.holds("rpool/ROOT/trial@a") == frozenset()
+    assert (lzc.probes, lzc.calls) == (0, [])  # the command line: nothing loaded for a read
+    system.snapshot(["rpool/ROOT/trial@s"], {})
+    assert system.exists("rpool/ROOT/trial") is True
+    assert system.holds("rpool/ROOT/trial@a") == frozenset({"keep"})
+    assert lzc.calls == [
+        ("snapshot", ("rpool/ROOT/trial@s",), {}),
+        ("exists", "rpool/ROOT/trial"),
+        ("get_holds", "rpool/ROOT/trial@a"),
+    ]
     assert len(runner.calls) == 2
 
 

@@ -20,14 +20,11 @@ except ImportError:  # pragma: no cover - older lupa without per-version modules
     import lupa
 
 from bootagent.errors import IncompleteError, NotFoundError, ReadOnlyPoolError, RefusedError
-from bootagent.model import DatasetInfo, DatasetKind
 from bootagent.zfs.channel import (
-    LIST_MEMLIMIT,
     ChannelPrograms,
     as_list,
     failure_error,
     load_program,
-    parse_listing,
 )
 from bootagent.zfs.lzc import DEFAULT_INSTRLIMIT, DEFAULT_MEMLIMIT, Lzc, convert_result
 
@@ -281,75 +278,6 @@ def sync_calls(pool: FakePool) -> list[tuple[str, ...]]:
     return [c for c in pool.calls if c[0].startswith("sync.")]
 
 
-# --- list_tree.lua ---------------------------------------------------------------------------------------
-
-
-def test_list_tree_walks_filesystems_and_snapshots_with_local_user_props() -> None:
-    channel, lzc = programs(small_pool())
-    records = {r.name: r for r in channel.list_tree("rpool/ROOT")}
-    assert sorted(records) == [
-        "rpool/ROOT",
-        "rpool/ROOT/debian",
-        "rpool/ROOT/debian/var",
-        "rpool/ROOT/debian@install",
-        "rpool/ROOT/debian@pre",
-        "rpool/ROOT/trial",
-        "rpool/ROOT/trial@a",
-        "rpool/ROOT/trial@b",
-        "rpool/ROOT/trial@c",
-    ]  # the volume and its snapshot are left out, like `zfs list -t filesystem,snapshot`
-    assert lzc.runs == [("rpool", False, 50_000_000, LIST_MEMLIMIT)]
-    assert records["rpool/ROOT/debian"] == DatasetInfo(
-        name="rpool/ROOT/debian",
-        kind=DatasetKind.FILESYSTEM,
-        creation=1731490003,
-        createtxg=3,
-        used=3000,
-        referenced=6000,
-        origin=None,
-        mountpoint="/",
-        canmount="noauto",
-        mounted=False,
-        user_props={"org.bootagent:description": "Debian 12", "org.bootagent:kernel": "6.1.0-27-amd64"},
-    )
-    # inherited values (keep=on from rpool/ROOT, the description from the file system) are not reported
-    assert records["rpool/ROOT/debian@pre"].user_props == {"org.bootagent:created-by": "manual"}
-    assert records["rpool/ROOT/debian@install"].user_props == {}
-    assert records["rpool/ROOT/debian/var"].user_props == {}
-    assert records["rpool/ROOT"].user_props == {"org.bootagent:keep": "on"}
-    snap = records["rpool/ROOT/debian@install"]
-    assert (snap.kind, snap.mountpoint, snap.canmount, snap.createtxg) == (
-        DatasetKind.SNAPSHOT,
-        None,
-        None,
-        10,
-    )
-    assert records["rpool/ROOT/trial"].origin == "rpool/ROOT/debian@pre"
-
-
-def test_list_tree_of_a_missing_root_is_not_found() -> None:
-    channel, _ = programs(small_pool())
-    with pytest.raises(NotFoundError, match="rpool/nope does not exist"):
-        channel.list_tree("rpool/nope")
-
-
-def test_list_tree_of_a_snapshot_lists_just_it() -> None:
-    channel, _ = programs(small_pool())
-    assert [r.name for r in channel.list_tree("rpool/ROOT/debian@pre")] == ["rpool/ROOT/debian@pre"]
-
-
-def test_list_tree_on_a_read_only_pool_raises() -> None:
-    pool = small_pool()
-    pool.readonly = True
-    channel, _ = programs(pool)
-    with pytest.raises(ReadOnlyPoolError):
-        channel.list_tree("rpool/ROOT")
-
-
-def test_parse_listing_of_an_empty_result() -> None:
-    assert parse_listing({"exists": True, "datasets": {}}, "rpool") == []
-
-
 # --- destroy.lua -----------------------------------------------------------------------------------------
 
 
@@ -548,7 +476,7 @@ def test_set_user_on_a_missing_dataset_is_not_found() -> None:
 
 
 def test_programs_ship_as_package_data() -> None:
-    for name in ("list_tree.lua", "destroy.lua", "rollback_newer.lua", "set_user.lua"):
+    for name in ("destroy.lua", "rollback_newer.lua", "set_user.lua"):
         assert "argv" in load_program(name)
 
 
