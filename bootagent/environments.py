@@ -644,13 +644,17 @@ class BootEnvironments:
         self.resume_pending()
         inv = self.inventory()
         env = inv.find(env_name) if env_name else inv.current()
+        self.record_good(inv, env)
+        return self.inventory().find(env.name)
+
+    def record_good(self, inv: Inventory, env: BootEnvironment) -> None:
+        """mark_good's journalled step, on an inventory listed after resume_pending (bless lists once)."""
         props = {Prop.LAST_GOOD.value: str(int(self.clock()))}
         data = {"dataset": env.dataset, "value": props[Prop.LAST_GOOD.value]}
         if env.name == inv.state.running:
             props[Prop.KERNEL.value] = self.kernel_release()
         with self.journal.operation("mark-good", env.name, data=data):
             self.zfs.set_user(env.dataset, props)
-        return self.inventory().find(env.name)
 
     # --- looking at old versions ---------------------------------------------------------------------
     def dataset_of(self, inv: Inventory, target: str) -> str:

@@ -184,12 +184,13 @@ def bless(system: RunningSystem) -> Blessed:
     ladder = system.store.ladder()
     now = int(system.clock())
     recovered = after_good_boot(ladder, env_name, now)
+    system.envs.resume_pending()  # what a cut left pending is finished before the one listing
     inv = system.envs.inventory()
     env = inv.find(env_name)
     make_default = recovered is not None and inv.state.active != env_name
     data = {"dataset": env.dataset, "default": "yes" if make_default else "no"}
     detail = recovered.describe() if recovered else ""
-    system.envs.mark_good(env_name)  # its own journalled step; it also finishes what a cut left pending
+    system.envs.record_good(inv, env)  # mark-good: its own journalled step
     with system.journal.operation("bless", env_name, detail=detail, data=data):
         if env.failed:
             system.envs.zfs.inherit_user(env.dataset, Prop.FAILED.value)

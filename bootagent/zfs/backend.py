@@ -6,9 +6,12 @@ Routing:
   two commands for the whole tree (faster than the channel-program listing even with pyzfs loaded, whose
   nvlist conversion is Python); exists and holds use libzfs_core when a change in this run has loaded it
   already, the CLI otherwise;
+- set_user and inherit_user, the whole change of a boot's bless: the same rule (one `zfs set` of several
+  user properties is one ioctl, one transaction group, as atomic as the channel program);
 - snapshot, clone, hold, release, promote, rename: libzfs_core;
-- destroy, rollback_destroying_newer, set_user, inherit_user: channel programs (atomic, checked first);
-  a rollback of a MOUNTED file system goes to `zfs rollback -r` (zfs.sync.rollback refuses mounted ones);
+- destroy, rollback_destroying_newer: channel programs (atomic, checked first); a rollback of a MOUNTED
+  file system goes to `zfs rollback -r` (zfs.sync.rollback refuses mounted ones);
+- set_user, inherit_user once libzfs_core is loaded: a channel program;
 - native properties, mount/unmount, bootfs, diff, pool_info, import/export: the CLI;
 - all changes: the CLI when libzfs_core cannot be loaded (no /dev/zfs, no pyzfs).
 """
@@ -46,8 +49,8 @@ class ZfsSystem:
         self._lzc_loaded = usable
         return usable
 
-    def _lzc_for_reading(self) -> bool:
-        """For reads: libzfs_core only when a change has loaded it already (reading never pays for it)."""
+    def _lzc_loaded_already(self) -> bool:
+        """For reads and user properties: libzfs_core only once a change has loaded it (never paid for)."""
         return self._lzc_loaded
 
     def _mounted_datasets(self) -> dict[str, str]:
@@ -71,12 +74,12 @@ class ZfsSystem:
         return self.cli.list_tree(root)
 
     def exists(self, name: str) -> bool:
-        if self._lzc_for_reading():
+        if self._lzc_loaded_already():
             return self.lzc.exists(name)
         return self.cli.exists(name)
 
     def holds(self, snapshot: str) -> frozenset[str]:
-        if self._lzc_for_reading():
+        if self._lzc_loaded_already():
             return self.lzc.get_holds(snapshot)
         return self.cli.holds(snapshot)
 
@@ -107,13 +110,13 @@ class ZfsSystem:
     def set_user(self, name: str, props: Mapping[str, str]) -> None:
         if not props:
             return
-        if self._lzc_usable():
+        if self._lzc_loaded_already():
             self.programs.set_user(name, props)
         else:
             self.cli.set_user(name, props)
 
     def inherit_user(self, name: str, prop: str) -> None:
-        if self._lzc_usable():
+        if self._lzc_loaded_already():
             self.programs.set_user(name, {}, clear=[prop])
         else:
             self.cli.inherit_user(name, prop)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pytest_mock import MockerFixture
 
 from bootagent.bootstate import BootStore
 from bootagent.config import CheckFailure, Config, Recovery
@@ -168,6 +169,16 @@ def test_bless_clears_the_counter_marks_good_and_stops_the_watchdog(tmp_path: Pa
     actions = [(e.action, e.outcome.value) for e in sys_.journal.entries(10)]
     assert ("bless", "ok") in actions
     assert ("mark-good", "ok") in actions
+
+
+def test_bless_lists_the_pool_once(tmp_path: Path, mocker: MockerFixture) -> None:
+    """Every good boot pays for bless: one listing serves its mark-good and its own step."""
+    zfs = reference_pool()
+    sys_, _calls = system(tmp_path, zfs)
+    listing = mocker.spy(zfs, "list_tree")
+    assert lifecycle.bless(sys_).environment == "beta"
+    assert listing.call_count == 1
+    assert sys_.envs.inventory().find("beta").last_good == 5000
 
 
 def test_bless_after_a_fallback_makes_it_the_default_and_tells_everyone(tmp_path: Path) -> None:

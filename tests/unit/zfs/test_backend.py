@@ -126,6 +126,27 @@ def test_reads_use_libzfs_core_only_once_a_change_has_loaded_it(mounts: Path) ->
     assert len(runner.calls) == 2
 
 
+def test_user_properties_use_the_command_line_until_a_change_has_loaded_libzfs_core(mounts: Path) -> None:
+    """A boot's bless changes only user properties: it never pays for loading pyzfs."""
+    runner = FakeRunner()
+    pool = small_pool()
+    lzc = CountingLzc(pool)
+    system = ZfsSystem(runner, lzc, str(mounts))
+    system.set_user("rpool/ROOT/trial", {"org.bootagent:last-good": "1", "org.bootagent:kernel": "6.1"})
+    system.inherit_user("rpool/ROOT/trial", "org.bootagent:failed")
+    assert runner.calls == [
+        ("zfs", "set", "org.bootagent:last-good=1", "org.bootagent:kernel=6.1", "rpool/ROOT/trial"),
+        ("zfs", "inherit", "org.bootagent:failed", "rpool/ROOT/trial"),
+    ]
+    assert (lzc.probes, lzc.runs, lzc.calls) == (0, [], [])
+    system.snapshot(["rpool/ROOT/trial@s"], {})
+    system.set_user("rpool/ROOT/trial", {"org.bootagent:description": "x"})
+    assert [c for c in pool.calls if c[0].startswith("sync.")] == [
+        ("sync.set_prop", "rpool/ROOT/trial", "org.bootagent:description", "x"),
+    ]
+    assert len(runner.calls) == 2
+
+
 def test_without_libzfs_core_everything_goes_through_the_command_line(mounts: Path) -> None:
     runner = listing_runner()
     system = ZfsSystem(runner, UnavailableLzc(), str(mounts))
