@@ -24,7 +24,8 @@ from bootagent.journal import Journal, JournalEntry
 from bootagent.model import Actor, CreatedBy, split_target
 from bootagent.names import name_problem, shown
 from bootagent.pairs import boot_refusal
-from bootagent.reset.plan import ResetMode, ResetPlan
+from bootagent.reset.mode import ResetMode
+from bootagent.reset.plan import ResetPlan
 from bootagent.reset.run import ResetTarget, set_flag
 from bootagent.reset.service import prepare, resume
 from bootagent.reset.service import start as start_reset

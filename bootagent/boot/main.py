@@ -26,7 +26,8 @@ from bootagent.environments import BootEnvironments
 from bootagent.errors import BootagentError
 from bootagent.journal import Journal
 from bootagent.model import Actor
-from bootagent.reset.plan import ResetMode, ResetPlan
+from bootagent.reset.mode import ResetMode
+from bootagent.reset.plan import ResetPlan
 from bootagent.reset.store import ResetStore, UnreadableState
 from bootagent.runner import Runner, run
 

@@ -34,7 +34,8 @@ from bootagent.recovery.ladder import (
     refused,
 )
 from bootagent.recovery.store import RecoveryStore
-from bootagent.reset.plan import ResetMode, ResetPlan
+from bootagent.reset.mode import ResetMode
+from bootagent.reset.plan import ResetPlan
 
 LOG = logging.getLogger(__name__)
 

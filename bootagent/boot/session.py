@@ -13,7 +13,8 @@ from typing import Protocol
 
 from bootagent.environments import Inventory, RollbackResult, RollForwardResult
 from bootagent.journal import JournalEntry
-from bootagent.reset.plan import ResetMode, ResetPlan
+from bootagent.reset.mode import ResetMode
+from bootagent.reset.plan import ResetPlan
 
 Progress = Callable[[str], None]  # a one-line status message for anything slow
 

@@ -14,7 +14,7 @@ from bootagent.cli.context import Context
 from bootagent.cli.render import human_size, when
 from bootagent.errors import RefusedError
 from bootagent.model import Actor
-from bootagent.reset.plan import ResetMode, summary
+from bootagent.reset.mode import ResetMode
 from bootagent.reset.store import ResetRequest, ResetStore, UnreadableState
 from bootagent.runner import Runner
 
@@ -101,6 +101,7 @@ def seal_baseline(ctx: Context, environment: str | None, release: str | None, re
 
 
 def plan_text(ctx: Context, mode: ResetMode, release: str | None, secure: bool) -> tuple[list[str], str]:
+    from bootagent.reset.plan import summary
     from bootagent.reset.service import prepare
 
     plan = prepare(ctx.zfs, ctx.config, ctx.pool, mode, release=release, actor=Actor.CLI.value, secure=secure)

@@ -26,7 +26,7 @@ from bootagent.model import Actor, CreatedBy
 from bootagent.names import shown, split_target, validate_name
 from bootagent.recovery import health, lifecycle
 from bootagent.recovery.lifecycle import RunningSystem
-from bootagent.reset.plan import ResetMode
+from bootagent.reset.mode import ResetMode
 from bootagent.runner import Runner, run
 from bootagent.zfs.interface import ZfsBackend
 

@@ -28,15 +28,11 @@ from bootagent.config import Config
 from bootagent.errors import RefusedError
 from bootagent.model import DatasetInfo, DatasetKind, Prop
 from bootagent.reset.baseline import Baseline
+from bootagent.reset.mode import ResetMode
 
 PLAN_VERSION = 1
 # properties that describe a dataset but cannot be given to `zfs create` / `zfs clone`
 _NOT_SETTABLE = frozenset({"guid", "type", "encryptionroot", "keystatus", "origin"})
-
-
-class ResetMode(StrEnum):
-    KEEP_DATA = "keep-data"  # the customer's data stays, untouched
-    ERASE_ALL = "erase-all"  # everything but the baselines and the agent's state
 
 
 class Kind(StrEnum):

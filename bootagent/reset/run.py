@@ -20,7 +20,8 @@ from bootagent.errors import BootagentError, RefusedError
 from bootagent.fsutil import atomic_write
 from bootagent.journal import Journal, Outcome
 from bootagent.model import FACTORY_HOLD_TAG, CreatedBy, DatasetKind, Prop
-from bootagent.reset.plan import Recorded, ResetMode, ResetPlan, StepKind, key_file
+from bootagent.reset.mode import ResetMode
+from bootagent.reset.plan import Recorded, ResetPlan, StepKind, key_file
 from bootagent.reset.store import ResetStore
 from bootagent.zfs.interface import ZfsBackend
 

@@ -12,7 +12,8 @@ from bootagent.environments import unique_name
 from bootagent.errors import RefusedError
 from bootagent.pairs import layout_for
 from bootagent.reset.baseline import baselines, choose
-from bootagent.reset.plan import Kind, PlanInput, ResetMode, ResetPlan, classify, make_plan
+from bootagent.reset.mode import ResetMode
+from bootagent.reset.plan import Kind, PlanInput, ResetPlan, classify, make_plan
 from bootagent.reset.run import ResetTarget, begin, carry_out
 from bootagent.reset.store import ResetStore
 from bootagent.zfs.interface import ZfsBackend

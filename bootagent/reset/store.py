@@ -18,9 +18,13 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bootagent.fsutil import atomic_write
-from bootagent.reset.plan import ResetMode, ResetPlan
+from bootagent.reset.mode import ResetMode
+
+if TYPE_CHECKING:  # the planner is imported only when there is a plan to read (every boot reads the request)
+    from bootagent.reset.plan import ResetPlan
 
 RESET_VAR = "bootagent_reset"
 DIRECTORY = "reset"
@@ -116,6 +120,8 @@ class ResetStore:
         text = self._read("plan.json")
         if text is None:
             return None
+        from bootagent.reset.plan import ResetPlan
+
         try:
             return ResetPlan.from_json(text)
         except ValueError as exc:
@@ -131,8 +137,12 @@ class ResetStore:
 
     def last_plan(self) -> ResetPlan | None:
         text = self._read("last.json")
+        if text is None:
+            return None
+        from bootagent.reset.plan import ResetPlan
+
         try:
-            return ResetPlan.from_json(text) if text is not None else None
+            return ResetPlan.from_json(text)
         except ValueError:
             return None
 

@@ -36,8 +36,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from bootagent.boot.session import MenuExit, MenuResult, RecoverySession
+from bootagent.reset.mode import ResetMode
 from bootagent.reset.password import parse_hash
-from bootagent.reset.plan import ResetMode
 from bootagent.tui.output import Output
 from bootagent.tui.render import Glyphs, Line, Size, Style, list_height, render
 from bootagent.tui.settings import DEFAULT_COLS, DEFAULT_ROWS, MenuSettings

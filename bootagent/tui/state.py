@@ -23,7 +23,8 @@ from bootagent.environments import Inventory, RollbackResult, RollForwardResult
 from bootagent.errors import BootagentError
 from bootagent.journal import JournalEntry
 from bootagent.model import BootEnvironment, Snapshot
-from bootagent.reset.plan import ResetMode, ResetPlan, screen_lines
+from bootagent.reset.mode import ResetMode
+from bootagent.reset.plan import ResetPlan, screen_lines
 
 # --- keys ----------------------------------------------------------------------------------------------
 # Printable keys are themselves ("j", "+", "7"); the others have names (blessed's, where it has one).

@@ -22,7 +22,8 @@ from bootagent.grubenv import GrubenvFile
 from bootagent.journal import Journal, JournalEntry
 from bootagent.model import Actor
 from bootagent.reset.baseline import seal
-from bootagent.reset.plan import ResetMode, ResetPlan
+from bootagent.reset.mode import ResetMode
+from bootagent.reset.plan import ResetPlan
 from bootagent.reset.run import ResetTarget, set_flag
 from bootagent.reset.service import prepare, resume, start
 from bootagent.reset.store import ResetStore

@@ -8,7 +8,7 @@ from pathlib import Path
 from bootagent.errors import ExitCode
 from bootagent.grubenv import GrubenvFile
 from bootagent.model import FACTORY_HOLD_TAG
-from bootagent.reset.plan import ResetMode
+from bootagent.reset.mode import ResetMode
 from bootagent.reset.store import RESET_VAR, ResetStore
 from tests.unit.cli.test_recovery import pool, run_cli
 

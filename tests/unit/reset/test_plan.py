@@ -6,7 +6,8 @@ import pytest
 
 from bootagent.config import Config
 from bootagent.errors import RefusedError
-from bootagent.reset.plan import Kind, ResetMode, ResetPlan, StepKind, classify, removal_order, summary
+from bootagent.reset.mode import ResetMode
+from bootagent.reset.plan import Kind, ResetPlan, StepKind, classify, removal_order, summary
 from bootagent.reset.service import prepare
 from tests.fakes import FakeZfs
 from tests.unit.reset.conftest import NOW, with_reset

@@ -10,7 +10,8 @@ import pytest
 from bootagent.config import Config
 from bootagent.journal import Outcome
 from bootagent.model import FACTORY_HOLD_TAG
-from bootagent.reset.plan import ResetMode, ResetPlan, key_file
+from bootagent.reset.mode import ResetMode
+from bootagent.reset.plan import ResetPlan, key_file
 from bootagent.reset.run import ResetTarget
 from bootagent.reset.service import prepare, resume, start
 from bootagent.reset.store import RESET_VAR, ResetStore

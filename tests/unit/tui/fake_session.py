@@ -21,7 +21,8 @@ from bootagent.grubenv import GrubenvFile
 from bootagent.journal import Journal, JournalEntry
 from bootagent.model import Actor, CreatedBy
 from bootagent.reset.baseline import seal
-from bootagent.reset.plan import ResetMode, ResetPlan
+from bootagent.reset.mode import ResetMode
+from bootagent.reset.plan import ResetPlan
 from bootagent.reset.run import ResetTarget
 from bootagent.reset.service import prepare, start
 from tests.fakes import FakeZfs, reference_pool
