@@ -4,7 +4,8 @@ is not the boot itself start in seconds instead of a minute.
 The state is a QEMU migration into a file, taken with the guest stopped; `booted.qcow2` is the disk as that
 state expects it (an overlay over the agent layer). A scenario resumes it on an overlay of its own: the
 guest carries on at its root shell, as if it had just booted. Keyed by the agent layer, the QEMU version and
-the code that starts and saves the guest (a resumed guest needs the same devices as the saved one).
+the code that starts and saves the guest and the scenarios' vCPUs (a resumed guest needs the same devices
+as the saved one).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from testbed.agent import AgentLayer
 from testbed.cache import Artifact, artifact, building, key_of, source_of, stage_log
-from testbed.machine import BOOT_TIMEOUT, Machine
+from testbed.machine import BOOT_TIMEOUT, Machine, scenario_cpus
 from testbed.run import retrying, run, say
 
 
@@ -29,6 +30,7 @@ class BootedState:
 
 def build_booted(layer: AgentLayer) -> BootedState:
     qemu = run(["qemu-system-x86_64", "--version"]).splitlines()[0]
+    cpus = scenario_cpus()  # a resumed guest keeps the vCPUs it was saved with: the scenarios' number
     key = key_of(
         source_of(
             build_booted,
@@ -40,6 +42,7 @@ def build_booted(layer: AgentLayer) -> BootedState:
         ),
         layer.artifact.key,
         qemu,
+        f"cpus={cpus}",
     )
     art = artifact("booted", key)
     if not art.done:
@@ -64,7 +67,7 @@ def build_booted(layer: AgentLayer) -> BootedState:
                         str(disk),
                     ]
                 )
-                machine = Machine(layer.disk, tmp / "vm", overlay=disk)
+                machine = Machine(layer.disk, tmp / "vm", overlay=disk, smp=cpus)
                 try:
                     machine.start()
                     machine.wait_for_boot(BOOT_TIMEOUT * number)

@@ -15,7 +15,7 @@ import pytest
 
 from testbed.agent import AgentLayer
 from testbed.booted import BootedState
-from testbed.machine import Machine
+from testbed.machine import Machine, scenario_cpus
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "artifacts" / "vm"
@@ -141,7 +141,7 @@ def vm_booted(vm_layer: AgentLayer | None) -> BootedState | None:
 @contextlib.contextmanager
 def _guest(request: pytest.FixtureRequest, base: Path, workdir: Path) -> Iterator[Machine]:
     """A guest on its own throwaway overlay; its console log is kept in artifacts/vm/ when the test fails."""
-    vm = Machine(base, workdir)
+    vm = Machine(base, workdir, smp=scenario_cpus())
     try:
         yield vm
     finally:
