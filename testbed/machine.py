@@ -33,7 +33,7 @@ BUILD_CPUS = 2  # a build stage's guest runs alone: two vCPUs (MTTCG) roughly ha
 def scenario_cpus() -> int:
     """vCPUs of a scenario's guest: BOOTAGENT_VM_CPUS (scripts/test sets host cores / guests at a time), else
     BUILD_CPUS. Two guests of two vCPUs each on two host cores boot about 15 % slower than two of one each
-    (4 busy threads on 2 cores: a vCPU holding a guest spinlock gets preempted)."""
+    (measured; 4 busy vCPU threads on 2 cores, probably preempted while holding guest locks)."""
     value = os.environ.get("BOOTAGENT_VM_CPUS", "")
     if not value:
         return BUILD_CPUS
