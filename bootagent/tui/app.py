@@ -13,7 +13,11 @@ linux and xterm:
 - a terminal that hangs up or reaches the end of its input is "nobody there": the countdown goes on and
   boots the default when it ends, the loop sleeps between looks (no busy loop), and a terminal that comes
   back is used again; writes that fail are dropped (output.py);
-- only the lines that changed are rewritten (a countdown rewrites one line a second); Ctrl-L repaints all.
+- only the cells that changed are rewritten (painter.py: a countdown rewrites a number a second, a move
+  the marker, two names and the details); Ctrl-L repaints all;
+- on a serial console a frame is drawn only once the line has carried the one before (at the speed the
+  kernel has for it), and keys typed ahead are all handled before the next frame: holding a key down on
+  a 9600-baud line ends on the right frame within a frame's time of letting go.
 
 Session calls run in a worker thread while the loop keeps drawing a spinner, the seconds and the latest
 Progress message; nothing but this loop writes to the screen (log records go to the message line).
@@ -38,8 +42,8 @@ from typing import Any
 from bootagent.boot.session import MenuExit, MenuResult, RecoverySession
 from bootagent.reset.mode import ResetMode
 from bootagent.reset.password import parse_hash
-from bootagent.tui.output import Output
-from bootagent.tui.render import Glyphs, Line, Size, Style, list_height, render
+from bootagent.tui.painter import Painter
+from bootagent.tui.render import Glyphs, Size, Style, list_height, render
 from bootagent.tui.settings import DEFAULT_COLS, DEFAULT_ROWS, MenuSettings
 from bootagent.tui.state import (
     BACKSPACE,
@@ -77,6 +81,8 @@ BUSY_POLL = 0.1
 COUNTDOWN_POLL = 0.25
 BUSY_GRACE = 0.15  # a call that ends this fast never shows the busy screen
 GONE_POLL = 0.25  # seconds, at least, between looks at a keyboard that hung up (or reached its end)
+TYPEAHEAD = 256  # keys handled at most before a frame is drawn, when they are already waiting
+TYPEAHEAD_SECONDS = 0.5
 MAX_FAILURES = 5  # consecutive internal errors of the loop before giving up (launch falls back to lines)
 
 _PADDING = re.compile(r"\$<[0-9.]+[*/]*>")
@@ -344,55 +350,21 @@ class KeyReader:
         return normalize_key(key)
 
 
-class Painter:
-    """Writes frames: only the lines that changed since the last one, everything after `invalidate`."""
-
-    def __init__(self, term: Any, settings: MenuSettings) -> None:
-        self.term = term
-        self.output = Output(term.stream)
-        self.previous: list[Line] | None = None
-        self.size: Size | None = None
-        normal = cap(term, "normal")
-        reverse = cap(term, "reverse")
-        bold = cap(term, "bold")
-        self.normal = normal
-        self.styles = {
-            Style.PLAIN: "",
-            Style.SELECTED: reverse,
-            Style.STATUS: reverse,
-            Style.HEADER: bold,
-            Style.TITLE: reverse + bold,
-            Style.ERROR: bold,
-        }
-        if settings.color:
-            self.styles[Style.TITLE] = cap(term, "white_on_blue") + bold or self.styles[Style.TITLE]
-            self.styles[Style.ERROR] = cap(term, "bold_red") or bold
-        self.bytes_written = 0
-
-    def invalidate(self) -> None:
-        self.previous = None
-
-    def paint(self, frame: list[Line], size: Size) -> None:
-        out: list[str] = []
-        if self.previous is None or self.size != size or len(self.previous) != len(frame):
-            out.append(self.normal + cap(self.term, "home") + cap(self.term, "clear"))
-            changed = list(range(len(frame)))
-        else:
-            changed = [i for i, line in enumerate(frame) if line != self.previous[i]]
-        for i in changed:
-            text = frame[i].text
-            if i == len(frame) - 1:
-                text = text[: max(0, len(text) - 1)]  # never the bottom-right cell: it may scroll
-            style = self.styles.get(frame[i].style, "")
-            out.append(cap(self.term, "move_yx", i, 0) + style + text + (self.normal if style else ""))
-        self.previous = frame
-        self.size = size
-        if out:
-            data = "".join(out)
-            if self.output.write(data):
-                self.bytes_written += len(data)
-            else:
-                self.previous = None  # nobody saw it (a hang-up): all of it again when the terminal is back
+def painter_for(term: Any, settings: MenuSettings, clock: Callable[[], float] = time.monotonic) -> Painter:
+    """The painter with the styles this terminal and these settings have."""
+    reverse, bold = cap(term, "reverse"), cap(term, "bold")
+    styles = {
+        Style.PLAIN: "",
+        Style.SELECTED: reverse,
+        Style.STATUS: reverse,
+        Style.HEADER: bold,
+        Style.TITLE: reverse + bold,
+        Style.ERROR: bold,
+    }
+    if settings.color:
+        styles[Style.TITLE] = cap(term, "white_on_blue") + bold or styles[Style.TITLE]
+        styles[Style.ERROR] = cap(term, "bold_red") or bold
+    return Painter(term, cap, styles, serial=settings.serial, clock=clock)
 
 
 class _ToMessages(logging.Handler):
@@ -504,7 +476,7 @@ class _Loop:
         self.term = term
         self.clock = clock
         self.glyphs = Glyphs.for_settings(settings.ascii)
-        self.painter = Painter(term, settings)
+        self.painter = painter_for(term, settings, clock)
         self.state = initial_state(session, settings, clock())
         self.logs: _ToMessages | None = None
         self.failures = 0
@@ -535,6 +507,21 @@ class _Loop:
     def read_key(self, timeout: float) -> str:
         return self.keys.read(timeout)
 
+    def typed_ahead(self, pending: list[Effect]) -> list[Effect]:
+        """The keys already waiting, handled before the next frame is drawn: a held-down key or a burst of
+        keys on a slow line ends in one frame, not in a frame per key. Stops at the first key that asks
+        for more than a new frame (a call, an exit), and after TYPEAHEAD keys or seconds."""
+        out: list[Effect] = []
+        until = self.clock() + TYPEAHEAD_SECONDS
+        for _ in range(TYPEAHEAD):
+            if pending or out or self.keyboard.gone or self.clock() > until:
+                break
+            key = self.read_key(0.0)
+            if not key:
+                break
+            out += self.state.handle(key)
+        return out
+
     def poll_interval(self) -> float:
         if self.state.busy is not None:
             return BUSY_POLL
@@ -564,11 +551,14 @@ class _Loop:
                     else:
                         pending[:0] = self.call(effect)
                 self.drain_logs()
-                self.draw()
-                key = self.read_key(self.poll_interval())
+                behind = self.painter.pace.behind()
+                if behind <= 0:
+                    self.draw()
+                key = self.read_key(min(behind, self.poll_interval()) if behind > 0 else self.poll_interval())
                 pending += self.state.tick(self.clock())
                 if key:
                     pending += self.state.handle(key)
+                    pending += self.typed_ahead(pending)
                 self.failures = 0
             except Exception as exc:  # a bug in the menu: show it, keep going (the boot depends on us)
                 LOG.exception("the menu loop failed")
@@ -594,7 +584,8 @@ class _Loop:
             while not worker.progress.empty():
                 self.state.report(worker.progress.get())
             self.drain_logs()
-            self.draw()
+            if self.painter.pace.behind() <= 0:
+                self.draw()
             key = self.read_key(BUSY_POLL)
             if key == CTRL_L:
                 self.painter.invalidate()

@@ -31,6 +31,7 @@ SIDE_WIDTH = 44  # the details pane beside the list, with its border
 MESSAGE_ROWS = 3
 NAME_WIDTH = 20  # the name column of the list when every name is shorter (wider when one is longer)
 MARGIN = 1  # cells left of the text on the screens other than the main one
+SELECTED_CELLS = 8  # the marker and the number before a list row's name
 MIN_HISTORY_ROWS = 3  # rows of the history list kept before its explanation when the screen is small
 
 
@@ -74,6 +75,7 @@ class Size:
 class Line:
     text: str  # exactly the frame's width in cells
     style: Style = Style.PLAIN
+    styled: int | None = None  # the style covers this many cells from the left (None: the whole line)
 
 
 # --- text helpers --------------------------------------------------------------------------------------
@@ -81,6 +83,23 @@ def _cells(ch: str) -> int:
     if unicodedata.combining(ch):
         return 0
     return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+
+
+def cells_of(text: str) -> list[str]:
+    """`text` cell by cell: a wide character fills its cell and an empty one after it, a combining
+    character joins the cell before it."""
+    if text.isascii():
+        return list(text)
+    out: list[str] = []
+    for ch in text:
+        cells = _cells(ch)
+        if cells == 0 and out:
+            out[-1] += ch
+        elif cells == 2:
+            out += [ch, ""]
+        else:
+            out.append(ch)
+    return out
 
 
 def clean(text: str, ascii_only: bool) -> str:
@@ -579,7 +598,7 @@ def render(state: MenuState, size: Size, glyphs: Glyphs = ASCII, *, ascii_only: 
         out.append(Line(fit(text, cols, glyphs), Style.ERROR if error else Style.PLAIN))
     out.append(Line(fit(" " + status_text(state, cols - 1), cols, glyphs), Style.STATUS))
     out = out[: rows - 1] + [out[-1]] if len(out) > rows else out
-    return [Line(fit(line.text, cols, glyphs), line.style) for line in out]
+    return [Line(fit(line.text, cols, glyphs), line.style, line.styled) for line in out]
 
 
 def _main(state: MenuState, size: Size, glyphs: Glyphs, ascii_only: bool) -> list[Line]:
@@ -593,7 +612,10 @@ def _main(state: MenuState, size: Size, glyphs: Glyphs, ascii_only: bool) -> lis
     for i in range(top, top + height):
         if i < len(rows):
             text = list_row(state, rows[i], i + 1, list_w, glyphs, ascii_only, layout)
-            shown.append(Line(text, Style.SELECTED if i == state.cursor else Style.PLAIN))
+            if i == state.cursor:  # reverse video on the marker, the number and the name: a move rewrites
+                shown.append(Line(text, Style.SELECTED, SELECTED_CELLS + layout.name))  # little of a row
+            else:
+                shown.append(Line(text))
         elif i == 0:
             shown.append(Line(fit("  (no boot environments found)", list_w, glyphs)))
         else:
@@ -601,7 +623,10 @@ def _main(state: MenuState, size: Size, glyphs: Glyphs, ascii_only: bool) -> lis
     if wide:
         side = details_lines(state, SIDE_WIDTH - 2, height + 1, glyphs, ascii_only)
         # the selection's reverse video must not run into the pane: the pane is plain text
-        return [Line(line.text + " " + glyphs.vline + side[i], line.style) for i, line in enumerate(shown)]
+        return [
+            Line(line.text + " " + glyphs.vline + side[i], line.style, min(line.styled or list_w, list_w))
+            for i, line in enumerate(shown)
+        ]
     below = details_height(size)
     if below:
         label = f"{glyphs.hline * 2} details "

@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seal", action="store_true", help="seal a factory baseline first")
     parser.add_argument("--password", default="", help="protect the resets and the shell with it")
     parser.add_argument("--start-reset", default="", help="open on this reset's confirmation (GRUB's entry)")
+    parser.add_argument("--environments", type=int, default=0, help="this many more environments")
     args = parser.parse_args(argv)
 
     if args.debug:
@@ -62,7 +63,13 @@ def main(argv: list[str] | None = None) -> int:
     fail |= {op: ZeroDivisionError(f"{op} crashed in the test") for op in args.crash}
     info: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        session = FakeSession(Path(tmp), delay=args.delay, fail=fail, refuse=frozenset(args.refuse))
+        session = FakeSession(
+            Path(tmp),
+            delay=args.delay,
+            fail=fail,
+            refuse=frozenset(args.refuse),
+            environments=args.environments,
+        )
         if args.seal:
             session.seal()
         from bootagent.reset.password import make_hash

@@ -41,8 +41,20 @@ class FakeSession:
         fail: dict[str, Exception] | None = None,
         refuse: frozenset[str] = frozenset(),
         default: str | None = "beta",
+        environments: int = 0,
     ) -> None:
         self.zfs: FakeZfs = reference_pool()
+        for n in range(environments):  # more environments after the reference three (a long list)
+            self.zfs.add_fs(
+                f"rpool/ROOT/upgrade-{n + 1:03d}",
+                mountpoint="/",
+                canmount="noauto",
+                user_props={
+                    "org.bootagent:description": f"checkpoint before upgrade {n + 1}",
+                    "org.bootagent:created-by": "package-manager",
+                    "org.bootagent:kernel": "6.1.0-30-amd64",
+                },
+            )
         if not running:
             self.zfs.mounted.pop("/", None)  # at boot nothing is mounted at / yet
         nodes = self.zfs.nodes

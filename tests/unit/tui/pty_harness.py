@@ -40,11 +40,18 @@ class MenuProcess:
         rows: int = 24,
         cols: int = 80,
         screen: tuple[int, int] | None = None,
+        baud: int | None = None,
     ) -> None:
         self.out = tmp / "result.json"
         self.err = tmp / "stderr.txt"
         master, slave = os.openpty()
         set_size(slave, rows, cols)
+        if (
+            baud is not None
+        ):  # the speed a serial line would have (a pty carries it, and goes as fast as ever)
+            attrs = termios.tcgetattr(slave)
+            attrs[4] = attrs[5] = getattr(termios, f"B{baud}")
+            termios.tcsetattr(slave, termios.TCSANOW, attrs)
         env = {
             k: v for k, v in os.environ.items() if not k.startswith(("BLESSED_", "TERM_PROGRAM", "PYTEST"))
         }

@@ -18,7 +18,7 @@ import pytest
 
 from bootagent.tui import app
 from bootagent.tui import state as S
-from bootagent.tui.render import Line, Size, Style
+from bootagent.tui.render import Size
 from bootagent.tui.settings import MenuSettings
 from tests.unit.tui.pty_harness import (
     BLESSED,
@@ -249,29 +249,6 @@ def test_size_falls_back_for_a_serial_line_that_says_0x0() -> None:
     assert app.terminal_size(FakeTerm(0, 0), MenuSettings(rows=40, cols=100)) == Size(40, 100)
     assert app.terminal_size(FakeTerm(50, 160), MenuSettings()) == Size(50, 160)
     assert app.terminal_size(FakeTerm(50, 160), MenuSettings(rows=30)) == Size(30, 160)
-
-
-def test_painter_rewrites_only_changed_lines() -> None:
-    term = FakeTerm()
-    painter = app.Painter(term, MenuSettings())
-    first = [Line("aaaa"), Line("bbbb", Style.SELECTED), Line("cccc")]
-    painter.paint(first, Size(3, 4))
-    out = term.stream.getvalue()
-    assert "$<" not in out
-    assert out.startswith("\x1b[m\x0f\x1b[H\x1b[H\x1b[J")  # a full paint first
-    assert "\x1b[2;1H\x1b[7mbbbb\x1b[m\x0f" in out
-    assert out.endswith("\x1b[3;1Hccc")  # never the bottom-right cell
-    term.stream.seek(0)
-    term.stream.truncate()
-    painter.paint([Line("aaaa"), Line("bbbb"), Line("cccc")], Size(3, 4))
-    assert term.stream.getvalue() == "\x1b[2;1Hbbbb"
-    term.stream.seek(0)
-    term.stream.truncate()
-    painter.paint([Line("aaaa"), Line("bbbb"), Line("cccc")], Size(3, 4))
-    assert term.stream.getvalue() == ""  # nothing changed, nothing sent
-    painter.invalidate()
-    painter.paint([Line("aaaa"), Line("bbbb"), Line("cccc")], Size(3, 4))
-    assert "\x1b[J" in term.stream.getvalue()
 
 
 def test_settings_from_the_console_config() -> None:
