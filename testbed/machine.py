@@ -21,6 +21,7 @@ from types import TracebackType
 
 from testbed.qmp import QMP
 from testbed.run import run
+from testbed.screen import ConsoleScreen
 
 DISK_SERIAL = "bootagent0"
 GRUB_MENU = r", boot environment "  # bootagent's titles, and the test bed's own first-boot entry
@@ -57,6 +58,14 @@ class ConsoleTimeout(MachineError):
 
 class ConsoleClosed(MachineError):
     pass
+
+
+def _console_screen() -> ConsoleScreen | None:
+    """The console's screen, where pyte is there (the scenarios' Python); the image build has none."""
+    try:
+        return ConsoleScreen()
+    except ImportError:
+        return None
 
 
 def image_format(path: Path) -> str:
@@ -97,6 +106,7 @@ class Machine:
         self._cond = threading.Condition()
         self._buf = ""
         self._pos = 0
+        self._screen = _console_screen()
         self._closed = True
         self.boots = 0
         self._boot_started = time.monotonic()
@@ -168,6 +178,9 @@ class Machine:
         self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=qemu_log, stderr=qemu_log)
         qemu_log.close()
         self._sock = self._connect(self._serial_path)
+        if self._screen is not None:
+            with self._cond:
+                self._screen.power_cycle()
         self._closed = False
         self._reader = threading.Thread(target=self._read_loop, name="console", daemon=True)
         self._reader.start()
@@ -207,6 +220,8 @@ class Machine:
                 text = decoder.decode(data, final=not data)
                 with self._cond:
                     self._buf += text
+                    if self._screen is not None and text:
+                        self._screen.feed(text, len(self._buf))
                     if not data:
                         self._closed = True
                     self._cond.notify_all()
@@ -311,6 +326,9 @@ class Machine:
         with self.log_path.open("a") as log:
             log.write(f"\n===== testbed: hard reset {time.strftime('%H:%M:%S')} =====\n")
         self._qmp.execute("system_reset")
+        if self._screen is not None:
+            with self._cond:
+                self._screen.power_cycle()
         self.boots += 1
         self._boot_started = time.monotonic()
 
@@ -333,21 +351,34 @@ class Machine:
             return self._buf[-chars:]
 
     def expect(self, pattern: str, timeout: float = 60) -> re.Match[str]:
-        """Wait for regex ``pattern`` in console output after the last match; return the match."""
+        """Wait for regex ``pattern`` in the console output after the last match, or on a row of the
+        console's screen drawn since then (testbed/screen.py: the agent's menu writes only the cells that
+        change, so its texts reach the byte stream in pieces); return the match that came first."""
         regex = re.compile(pattern, re.DOTALL)
         deadline = time.monotonic() + timeout
+        screen = self._screen
         with self._cond:
             while True:
                 match = regex.search(self._buf, self._pos)
+                shown = screen.search(regex) if screen is not None else None
+                if shown is not None and (match is None or shown[0].offset < match.end()):
+                    snap, on_screen = shown
+                    self._pos = max(self._pos, snap.offset)
+                    assert screen is not None
+                    screen.matched(snap.burst)
+                    return on_screen
                 if match:
                     self._pos = match.end()
+                    if screen is not None:
+                        screen.matched(screen.burst_at(match.end()))
                     return match
                 if self._closed:
                     raise ConsoleClosed(f"console closed while waiting for {pattern!r}\n{self._buf[-3000:]}")
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
+                    shows = f"--- screen ---\n{screen.text()}\n" if screen is not None else ""
                     raise ConsoleTimeout(
-                        f"no {pattern!r} within {timeout:.0f} s\n--- console tail ---\n"
+                        f"no {pattern!r} within {timeout:.0f} s\n{shows}--- console tail ---\n"
                         f"{self._buf[-3000:]}"
                     )
                 self._cond.wait(min(remaining, 1.0))
