@@ -146,6 +146,12 @@ class Reset:
 
 
 @dataclass(frozen=True)
+class Apt:
+    checkpoint: bool = True  # a checkpoint of the running environment before each apt run
+    stop_on_failure: bool = False  # a checkpoint that fails stops apt (default: a warning, apt goes on)
+
+
+@dataclass(frozen=True)
 class Protection:
     password_pbkdf2: str = ""  # grub.pbkdf2.sha512...; empty: no password
     user: str = "root"  # GRUB's superuser name
@@ -179,6 +185,7 @@ class Config:
     journal: Journal = field(default_factory=Journal)
     reset: Reset = field(default_factory=Reset)
     protection: Protection = field(default_factory=Protection)
+    apt: Apt = field(default_factory=Apt)
     source: str | None = None  # the file this was read from; None = built-in defaults
 
     def root_container(self, pool: str) -> str:
@@ -617,6 +624,7 @@ _SECTIONS: Final[dict[str, tuple[Any, dict[str, _Check]]]] = {
             "agent": _Checker.boolean,
         },
     ),
+    "apt": (Apt, {"checkpoint": _Checker.boolean, "stop_on_failure": _Checker.boolean}),
 }
 
 _TOP: Final[dict[str, _Check]] = {
@@ -645,6 +653,7 @@ _TOP_ORDER: Final = (
     "journal",
     "reset",
     "protection",
+    "apt",
 )
 _ALL_KEYS: Final = [*_TOP_ORDER] + [f"{s}.{k}" for s, (_, keys) in _SECTIONS.items() for k in keys]
 _KEYS_BY_NAME: Final = {  # 'rows' -> ['console.rows']

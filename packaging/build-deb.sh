@@ -63,6 +63,10 @@ if [ -d "$here/initramfs-hooks/scripts" ]; then
     done
 fi
 copy_dir "$here/systemd" "$pkgdir/lib/systemd/system" 0644
+# apt's hooks: one checkpoint per apt run (bootagent apt-hook).
+install -D -m 0644 "$here/apt/80bootagent" "$pkgdir/etc/apt/apt.conf.d/80bootagent"
+conffiles="$conffiles
+/etc/apt/apt.conf.d/80bootagent"
 # Health checks an administrator or an appliance drops in (see README: unattended recovery).
 mkdir -p "$pkgdir/etc/bootagent/health.d/required" "$pkgdir/etc/bootagent/health.d/wanted"
 for f in "$pkgdir"/etc/grub.d/*; do
@@ -105,8 +109,10 @@ if [ "$1" = configure ]; then
         fi
     done
     # Boot counting is only safe with something that marks good boots: the three units are enabled on
-    # install, as debhelper does (an administrator's later 'disable' is kept across upgrades).
-    for unit in bootagent-boot-start.service bootagent-health.service bootagent-bless.service; do
+    # install, as debhelper does (an administrator's later 'disable' is kept across upgrades), and so is
+    # the daily prune's timer.
+    for unit in bootagent-boot-start.service bootagent-health.service bootagent-bless.service \
+        bootagent-prune.timer; do
         deb-systemd-helper unmask "$unit" >/dev/null || true
         if deb-systemd-helper --quiet was-enabled "$unit"; then
             deb-systemd-helper enable "$unit" >/dev/null || true
@@ -116,6 +122,9 @@ if [ "$1" = configure ]; then
     done
     if [ -d /run/systemd/system ]; then
         systemctl --system daemon-reload >/dev/null || true
+        if deb-systemd-helper --quiet is-enabled bootagent-prune.timer; then
+            deb-systemd-invoke start bootagent-prune.timer >/dev/null || true
+        fi
     fi
     if [ "${BOOTAGENT_NO_INITRAMFS_UPDATE:-0}" != 1 ] && command -v update-initramfs >/dev/null 2>&1; then
         update-initramfs -u
@@ -139,7 +148,8 @@ set -e
 case "$1" in
 remove | purge)
     rm -f /boot/bootagent.img /run/motd.d/bootagent
-    for unit in bootagent-boot-start.service bootagent-health.service bootagent-bless.service; do
+    for unit in bootagent-boot-start.service bootagent-health.service bootagent-bless.service \
+        bootagent-prune.timer; do
         if [ "$1" = purge ]; then
             deb-systemd-helper purge "$unit" >/dev/null || true
         else

@@ -20,7 +20,7 @@ class KernelFiles:
     initrd: str | None
 
 
-def _version_key(release: str) -> list[tuple[int, str]]:
+def release_key(release: str) -> list[tuple[int, str]]:
     return [(int(p), "") if p.isdigit() else (-1, p) for p in re.split(r"[.\-+~]", release)]
 
 
@@ -35,7 +35,7 @@ def kernels_in(tree: str | os.PathLike[str]) -> list[KernelFiles]:
         if kernel.is_file():
             initrd = root / "boot" / f"initrd.img-{release}"
             out.append(KernelFiles(release, str(kernel), str(initrd) if initrd.is_file() else None))
-    out.sort(key=lambda k: _version_key(k.release), reverse=True)
+    out.sort(key=lambda k: release_key(k.release), reverse=True)
     return out
 
 

@@ -318,6 +318,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(needs_pool=False)
 
     p = verb(
+        "apt-hook",
+        None,  # apt's hooks must never be in apt's way: main() calls cmd_apt_hook, which handles its errors
+        "apt's hooks (/etc/apt/apt.conf.d/80bootagent): one checkpoint per apt run, described with the "
+        "packages it changes, and the run's outcome",
+    )
+    p.add_argument("stage", choices=["pre-invoke", "packages", "post-invoke"])
+    p.set_defaults(needs_pool=False, apt_hook=True)
+
+    p = verb(
         "setup",
         None,  # needs no pool context: it is what makes one (main() calls cmd_setup)
         "adopt this system: inspect its pools and layout, write the config, create the state dataset, "
@@ -573,6 +582,8 @@ def cmd_factory_reset(ctx: Context, args: argparse.Namespace) -> Output:
 
 
 def cmd_status(ctx: Context, args: argparse.Namespace) -> Output:
+    from bootagent.cli.retention import retention_status
+
     inv = ctx.envs.inventory()
     entries = ctx.journal.entries(args.entries)
     pending = ctx.journal.pending()
@@ -608,6 +619,9 @@ def cmd_status(ctx: Context, args: argparse.Namespace) -> Output:
     counting = recovery_status(ctx)
     data["boot_counting"] = counting.data
     lines.extend(counting.lines)
+    retention = retention_status(ctx, inv)
+    data["retention"] = retention.data
+    lines.extend(retention.lines)
     reset_data, reset_lines = factory.reset_status(ctx)
     data["factory_reset"] = reset_data
     lines.extend(reset_lines)
@@ -649,6 +663,63 @@ def cmd_grub_menu(
     menu = generate(config, MenuSources(zfs=backend()), problems)
     write(menu, out, err)
     return int(ExitCode.OK)
+
+
+def cmd_apt_hook(
+    args: argparse.Namespace,
+    backend: Callable[[], ZfsBackend],
+    menu: Callable[[Config], BootMenu],
+    runner: Runner,
+    err: TextIO,
+    stdin: TextIO | None = None,
+) -> int:
+    """apt's hooks: a failure warns and lets apt go on (exit 0) unless apt.stop_on_failure is set."""
+    from bootagent.apt.hook import AptHook, current_run, installed_kernels
+    from bootagent.apt.protocol import parse
+
+    stop = False
+    try:
+        # apt writes the package list to the hook: read all of it first, whatever happens next
+        hook_input = parse(stdin or sys.stdin) if args.stage == "packages" else None
+        loaded = load_config(args.config, strict=False)
+        config = loaded.config
+        for problem in loaded.problems:
+            err.write(f"bootagent: warning: configuration: {problem} (the default is used)\n")
+        stop = config.apt.stop_on_failure
+        if not config.apt.checkpoint:
+            return int(ExitCode.OK)
+        zfs = backend()
+        root = zfs.mounts().get("/")
+        if not root:
+            return int(ExitCode.OK)  # the root is not on ZFS: nothing to do
+        ctx = build_context(config, zfs, pool=args.pool, menu=menu(config), actor=Actor.AUTOMATIC)
+        hook = AptHook(ctx.envs, current_run(), kernels=installed_kernels)
+        if not hook.is_environment():
+            return int(ExitCode.OK)  # the root is on ZFS but no boot environment
+        if hook_input is not None:
+            outcome = hook.packages(hook_input)
+        elif args.stage == "pre-invoke":
+            outcome = hook.pre_invoke()
+        else:
+            audit = runner(["dpkg", "--audit"], check=False)
+            outcome = hook.post_invoke(audit.stdout)
+            if outcome.kernel is not None:
+                refreshed = ctx.menu.refresh()
+                if refreshed.warning:
+                    err.write(f"bootagent: warning: {refreshed.warning}\n")
+        err.write(f"bootagent: {outcome.text}\n")
+        return int(ExitCode.OK)
+    except Exception as exc:  # any failure at all: apt's run is more important than its checkpoint
+        message = exc.message if isinstance(exc, BootagentError) else f"{type(exc).__name__}: {exc}"
+        err.write(f"bootagent: warning: apt hook {args.stage}: {message}\n")
+        if isinstance(exc, BootagentError) and exc.hint:
+            err.write(f"hint: {exc.hint}\n")
+        if stop:
+            err.write("bootagent: apt.stop_on_failure is set in the config: apt stops here\n")
+            return int(ExitCode.REFUSED)
+        if args.stage != "post-invoke":
+            err.write("bootagent: apt goes on without a checkpoint\n")
+        return int(ExitCode.OK)
 
 
 def cmd_setup(args: argparse.Namespace, backend: Callable[[], ZfsBackend], runner: Runner) -> Output:
@@ -731,6 +802,8 @@ def main(
             return int(exc.code or 0) if not isinstance(exc.code, str) else int(ExitCode.USAGE)
         _setup_logging(args.debug)
         result: Output
+        if getattr(args, "apt_hook", False):
+            return cmd_apt_hook(args, backend, menu, runner, err)
         if getattr(args, "setup", False):
             result = cmd_setup(args, backend, runner)
         elif not getattr(args, "needs_pool", True):

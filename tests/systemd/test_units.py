@@ -13,6 +13,8 @@ import pytest
 
 UNITS = Path(__file__).resolve().parents[2] / "systemd"
 NAMES = ("bootagent-boot-start.service", "bootagent-health.service", "bootagent-bless.service")
+PRUNE = ("bootagent-prune.service", "bootagent-prune.timer")  # retention, daily
+ENABLED = (*NAMES, "bootagent-prune.timer")  # what the postinst enables (the timer starts the prune)
 
 
 def unit(name: str) -> configparser.ConfigParser:
@@ -27,11 +29,25 @@ def words(parser: configparser.ConfigParser, section: str, key: str) -> set[str]
 
 
 def test_the_units_are_the_ones_the_package_enables() -> None:
-    assert sorted(p.name for p in UNITS.glob("*.service")) == sorted(NAMES)
+    assert sorted(p.name for p in UNITS.glob("bootagent-*")) == sorted((*NAMES, *PRUNE))
     script = (Path(__file__).resolve().parents[2] / "packaging/build-deb.sh").read_text()
-    line = next(line for line in script.splitlines() if line.strip().startswith("for unit in"))
-    assert all(n in line for n in NAMES)
+    joined = script.replace("\\\n", " ")
+    loops = [line for line in joined.splitlines() if line.strip().startswith("for unit in")]
+    assert len(loops) == 2  # postinst: enable; postrm: mask or purge
+    for loop in loops:
+        assert set(loop.split(";")[0].split()[3:]) == set(ENABLED), loop
     assert script.count("deb-systemd-helper enable") == 1
+
+
+def test_the_prune_timer_runs_the_prune_daily_and_catches_up() -> None:
+    timer = unit("bootagent-prune.timer")
+    assert timer.get("Timer", "OnCalendar") == "daily"
+    assert timer.get("Timer", "Persistent") == "true"
+    assert words(timer, "Install", "WantedBy") == {"timers.target"}
+    service = unit("bootagent-prune.service")
+    assert service.get("Service", "ExecStart") == "/usr/sbin/bootagent prune"
+    assert service.get("Service", "Type") == "oneshot"
+    assert not service.has_section("Install")  # only the timer starts it
 
 
 @pytest.mark.subprocess
@@ -43,11 +59,11 @@ def test_systemd_analyze_verify_accepts_them(tmp_path: Path) -> None:
     stub = tmp_path / "bootagent"
     stub.write_text("#!/bin/sh\n")
     stub.chmod(0o755)
-    for name in NAMES:
+    for name in (*NAMES, *PRUNE):
         text = (UNITS / name).read_text().replace("/usr/sbin/bootagent", str(stub))
         (tmp_path / name).write_text(text)
     done = subprocess.run(
-        [tool, "verify", "--man=no", *(str(tmp_path / n) for n in NAMES)],
+        [tool, "verify", "--man=no", *(str(tmp_path / n) for n in (*NAMES, *PRUNE))],
         capture_output=True,
         text=True,
         check=False,

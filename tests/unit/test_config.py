@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from bootagent.config import (
     DEFAULT_PATH,
     ENV_VAR,
+    Apt,
     Config,
     Console,
     FallbackAction,
@@ -150,7 +151,7 @@ def test_shipped_example_sets_every_key() -> None:
         if line and not line.lstrip().startswith("#")
     }
     expected = {f.name for f in dataclasses.fields(Config) if f.name != "source"}
-    for section in (Layout, Retention, Recovery, Console, Journal, Reset, Protection):
+    for section in (Layout, Retention, Recovery, Console, Journal, Reset, Protection, Apt):
         expected |= {f.name for f in dataclasses.fields(section)}
     assert keys == expected
 
@@ -900,7 +901,7 @@ def test_did_you_mean_hints_stop_after_a_hundred(tmp_path: Path) -> None:
     assert len(found) == 101
     assert found[-1] == (
         "101:1: pol: unknown key; expected one of pool, boot_pool, layout, customer_datasets, grubenv, "
-        "grub_update, retention, recovery, console, journal, reset, protection"
+        "grub_update, retention, recovery, console, journal, reset, protection, apt"
     )
     assert one_problem(tmp_path, "pol: tank\n") == "1:1: pol: unknown key; did you mean 'pool'?"
 

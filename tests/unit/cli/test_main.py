@@ -86,6 +86,9 @@ def menu() -> FakeMenu:
 @pytest.fixture
 def cli(zfs: FakeZfs, config: Path, menu: FakeMenu) -> Any:
     def systemctl(argv: Sequence[str], **_: Any) -> CommandResult:
+        if list(argv[:2]) == ["systemctl", "show"]:
+            assert list(argv[2:]) == ["--property=NextElapseUSecRealtime", "--value", "bootagent-prune.timer"]
+            return CommandResult(tuple(argv), 0, "Fri 2026-12-04 00:17:01 UTC\n", "")
         assert argv[:2] == ["systemctl", "is-enabled"], argv
         return CommandResult(tuple(argv), 0, "enabled\n", "")
 
@@ -247,6 +250,25 @@ def test_mount_umount_diff_keep_markgood_status(cli: Any, zfs: FakeZfs, tmp_path
     assert status["pending"] == []
     text = cli("status").out
     assert "last-known-good: beta" in text
+    assert status["retention"] == {
+        "timer": "bootagent-prune.timer",
+        "next_run": "Fri 2026-12-04 00:17:01 UTC",
+        "would_remove": [],
+    }
+    assert "prune:           next run Fri 2026-12-04 00:17:01 UTC; would remove 0 checkpoint(s) now" in text
+
+
+def test_status_says_what_the_next_prune_would_remove(cli: Any, zfs: FakeZfs, tmp_path: Path) -> None:
+    cfg = tmp_path / "bootagent.yaml"
+    cfg.write_text(cfg.read_text() + "retention:\n  keep_count: 1\n")
+    for n in (1, 2, 3):
+        assert cli("checkpoint", "-n", f"apt-{n}", "--created-by", "package-manager").code == 0
+    status = cli("status", "--json").json()
+    assert [i["snapshot"] for i in status["retention"]["would_remove"]] == ["beta@apt-1", "beta@apt-2"]
+    assert {i["reason"] for i in status["retention"]["would_remove"]} == {"count"}
+    assert "would remove 2 checkpoint(s) now" in cli("status").out
+    assert "rpool/ROOT/beta@apt-2" in zfs.nodes  # status removed nothing
+    assert "rpool/ROOT/beta@apt-1" in zfs.nodes
 
 
 def test_user_error_exit_codes_and_json_errors(cli: Any) -> None:
