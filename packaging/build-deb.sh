@@ -109,10 +109,10 @@ if [ "$1" = configure ]; then
         fi
     done
     # Boot counting is only safe with something that marks good boots: the three units are enabled on
-    # install, as debhelper does (an administrator's later 'disable' is kept across upgrades), and so is
-    # the daily prune's timer.
+    # install, as debhelper does (an administrator's later 'disable' is kept across upgrades), and so are
+    # the timers of the daily prune and of node_exporter's textfile.
     for unit in bootagent-boot-start.service bootagent-health.service bootagent-bless.service \
-        bootagent-prune.timer; do
+        bootagent-prune.timer bootagent-textfile.timer; do
         deb-systemd-helper unmask "$unit" >/dev/null || true
         if deb-systemd-helper --quiet was-enabled "$unit"; then
             deb-systemd-helper enable "$unit" >/dev/null || true
@@ -122,9 +122,11 @@ if [ "$1" = configure ]; then
     done
     if [ -d /run/systemd/system ]; then
         systemctl --system daemon-reload >/dev/null || true
-        if deb-systemd-helper --quiet is-enabled bootagent-prune.timer; then
-            deb-systemd-invoke start bootagent-prune.timer >/dev/null || true
-        fi
+        for timer in bootagent-prune.timer bootagent-textfile.timer; do
+            if deb-systemd-helper --quiet is-enabled "$timer"; then
+                deb-systemd-invoke start "$timer" >/dev/null || true
+            fi
+        done
     fi
     if [ "${BOOTAGENT_NO_INITRAMFS_UPDATE:-0}" != 1 ] && command -v update-initramfs >/dev/null 2>&1; then
         update-initramfs -u
@@ -149,7 +151,7 @@ case "$1" in
 remove | purge)
     rm -f /boot/bootagent.img /run/motd.d/bootagent
     for unit in bootagent-boot-start.service bootagent-health.service bootagent-bless.service \
-        bootagent-prune.timer; do
+        bootagent-prune.timer bootagent-textfile.timer; do
         if [ "$1" = purge ]; then
             deb-systemd-helper purge "$unit" >/dev/null || true
         else

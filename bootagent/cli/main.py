@@ -309,6 +309,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "-n", "--entries", type=entries_arg, default=10, help="journal entries to show (default 10)"
     )
+    p.add_argument(
+        "--textfile",
+        metavar="PATH.prom",
+        help="write the status as Prometheus metrics to this file (node_exporter's textfile collector)",
+    )
 
     p = verb(
         "grub-menu",
@@ -583,13 +588,25 @@ def cmd_factory_reset(ctx: Context, args: argparse.Namespace) -> Output:
 
 def cmd_status(ctx: Context, args: argparse.Namespace) -> Output:
     from bootagent.cli.retention import retention_status
+    from bootagent.fleet import STATUS_SCHEMA
 
     inv = ctx.envs.inventory()
     entries = ctx.journal.entries(args.entries)
     pending = ctx.journal.pending()
     damage = ctx.journal.damage()
+    snapshots = [s for e in inv.environments for s in e.snapshots]
+    by_origin: dict[str, int] = {}
+    for snap in snapshots:
+        by_origin[snap.created_by.value] = by_origin.get(snap.created_by.value, 0) + 1
+    good = [e.last_good for e in inv.environments if e.last_good is not None]
     data = {
+        "schema_version": STATUS_SCHEMA,
+        "version": __version__,
         "pool": render.inventory_json(inv)["pool"],
+        "environments": len(inv.environments),
+        "checkpoints": by_origin,
+        "last_checkpoint_epoch": max((s.created for s in snapshots), default=None),
+        "last_good_epoch": max(good, default=None),
         "active": inv.state.active,
         "next_boot": inv.state.next_once,
         "running": inv.state.running,
@@ -630,7 +647,30 @@ def cmd_status(ctx: Context, args: argparse.Namespace) -> Output:
         lines.extend(f"  {render.when(e.time)} {e.action} {e.target}" for e in pending)
     lines.append("")
     lines.append(render.journal_text(entries) if entries else "journal: empty")
+    if args.textfile:
+        write_textfile(args.textfile, data)
+        return Output(data, f"wrote {args.textfile}")
     return Output(data, "\n".join(lines))
+
+
+def write_textfile(path: str, data: dict[str, Any]) -> None:
+    """The status as Prometheus metrics, replacing `path` in one rename (for node_exporter)."""
+    import time
+
+    from bootagent.fleet import metrics
+    from bootagent.fleet import render as render_metrics
+    from bootagent.fsutil import atomic_write
+
+    if not path.endswith(".prom"):
+        raise UsageError(
+            f"{path}: node_exporter reads only files ending in .prom", hint="name it bootagent.prom"
+        )
+    try:
+        atomic_write(path, render_metrics(metrics(data, now=time.time())).encode())
+    except OSError as exc:
+        raise BootagentError(
+            f"cannot write {path}: {exc.strerror or exc}", hint="is the directory there?"
+        ) from exc
 
 
 # --- entry point --------------------------------------------------------------------------------------

@@ -14,7 +14,8 @@ import pytest
 UNITS = Path(__file__).resolve().parents[2] / "systemd"
 NAMES = ("bootagent-boot-start.service", "bootagent-health.service", "bootagent-bless.service")
 PRUNE = ("bootagent-prune.service", "bootagent-prune.timer")  # retention, daily
-ENABLED = (*NAMES, "bootagent-prune.timer")  # what the postinst enables (the timer starts the prune)
+TEXTFILE = ("bootagent-textfile.service", "bootagent-textfile.timer")  # node_exporter's metrics
+ENABLED = (*NAMES, "bootagent-prune.timer", "bootagent-textfile.timer")  # what the postinst enables
 
 
 def unit(name: str) -> configparser.ConfigParser:
@@ -29,7 +30,7 @@ def words(parser: configparser.ConfigParser, section: str, key: str) -> set[str]
 
 
 def test_the_units_are_the_ones_the_package_enables() -> None:
-    assert sorted(p.name for p in UNITS.glob("bootagent-*")) == sorted((*NAMES, *PRUNE))
+    assert sorted(p.name for p in UNITS.glob("bootagent-*")) == sorted((*NAMES, *PRUNE, *TEXTFILE))
     script = (Path(__file__).resolve().parents[2] / "packaging/build-deb.sh").read_text()
     joined = script.replace("\\\n", " ")
     loops = [line for line in joined.splitlines() if line.strip().startswith("for unit in")]
@@ -50,6 +51,19 @@ def test_the_prune_timer_runs_the_prune_daily_and_catches_up() -> None:
     assert not service.has_section("Install")  # only the timer starts it
 
 
+def test_the_textfile_timer_writes_where_node_exporter_reads_and_only_there() -> None:
+    service = unit("bootagent-textfile.service")
+    directory = "/var/lib/prometheus/node-exporter"  # Debian's prometheus-node-exporter
+    assert service.get("Unit", "ConditionPathIsDirectory") == directory
+    argv = service.get("Service", "ExecStart").split()
+    assert argv[:3] == ["/usr/sbin/bootagent", "status", "--textfile"]
+    assert argv[3].startswith(directory + "/")
+    assert argv[3].endswith(".prom")
+    timer = unit("bootagent-textfile.timer")
+    assert timer.get("Timer", "OnUnitActiveSec") == "5min"
+    assert words(timer, "Install", "WantedBy") == {"timers.target"}
+
+
 @pytest.mark.subprocess
 def test_systemd_analyze_verify_accepts_them(tmp_path: Path) -> None:
     """Verified against this host's systemd units; only the binary's path is pointed at a stub, since
@@ -59,11 +73,11 @@ def test_systemd_analyze_verify_accepts_them(tmp_path: Path) -> None:
     stub = tmp_path / "bootagent"
     stub.write_text("#!/bin/sh\n")
     stub.chmod(0o755)
-    for name in (*NAMES, *PRUNE):
+    for name in (*NAMES, *PRUNE, *TEXTFILE):
         text = (UNITS / name).read_text().replace("/usr/sbin/bootagent", str(stub))
         (tmp_path / name).write_text(text)
     done = subprocess.run(
-        [tool, "verify", "--man=no", *(str(tmp_path / n) for n in (*NAMES, *PRUNE))],
+        [tool, "verify", "--man=no", *(str(tmp_path / n) for n in (*NAMES, *PRUNE, *TEXTFILE))],
         capture_output=True,
         text=True,
         check=False,

@@ -62,6 +62,15 @@ def test_apt_install_takes_one_checkpoint_and_rolling_back_to_it_removes_the_pac
     assert len(second) == 1
     assert f"remove {PACKAGE} 1.0-1" in second[0]["description"]
     m.check(f"apt-get install -y /tmp/{PACKAGE}_1.0-1_all.deb", timeout=600)
+    assert len(apt_checkpoints(m)) == 3
+
+    # the fleet's view: the package's textfile unit, where node_exporter would read it
+    assert m.check("systemctl is-enabled bootagent-textfile.timer").strip() == "enabled"
+    m.check("mkdir -p /var/lib/prometheus/node-exporter && systemctl start bootagent-textfile.service")
+    prom = m.check("cat /var/lib/prometheus/node-exporter/bootagent.prom")
+    assert 'bootagent_checkpoints{created_by="package-manager"} 3' in prom, prom
+    assert "bootagent_failed_boots_in_a_row 0" in prom
+    assert 'bootagent_pool_healthy{pool="rpool"} 1' in prom
 
     # back to the state before the first apt run, as a new environment, booted
     out = m.check(f"bootagent rollback --to {label} --yes 2>&1", timeout=600)

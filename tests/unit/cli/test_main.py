@@ -271,6 +271,33 @@ def test_status_says_what_the_next_prune_would_remove(cli: Any, zfs: FakeZfs, tm
     assert "rpool/ROOT/beta@apt-1" in zfs.nodes
 
 
+def test_status_as_node_exporter_textfile(cli: Any, tmp_path: Path) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    status = cli("status", "--json").json()
+    assert status["schema_version"] == 1
+    assert (status["environments"], status["checkpoints"]) == (3, {"manual": 9})
+    path = tmp_path / "textfile" / "bootagent.prom"
+    path.parent.mkdir()
+    r = cli("status", "--textfile", str(path))
+    assert (r.code, r.out.strip()) == (0, f"wrote {path}")
+    values = {
+        s.name: s.value
+        for f in text_string_to_metric_families(path.read_text())
+        for s in f.samples
+        if not s.labels
+    }
+    assert values["bootagent_environments"] == 3
+    assert values["bootagent_last_checkpoint_timestamp_seconds"] == status["last_checkpoint_epoch"]
+    assert [p.name for p in path.parent.iterdir()] == ["bootagent.prom"]  # no temporary file left
+    r = cli("status", "--textfile", str(tmp_path / "bootagent.txt"))
+    assert r.code == ExitCode.USAGE
+    assert "only files ending in .prom" in r.err
+    r = cli("status", "--textfile", str(tmp_path / "missing" / "bootagent.prom"))
+    assert r.code == ExitCode.SYSTEM
+    assert "cannot write" in r.err
+
+
 def test_user_error_exit_codes_and_json_errors(cli: Any) -> None:
     r = cli("activate", "nope")
     assert r.code == ExitCode.NOT_FOUND
