@@ -10,8 +10,8 @@
 
 An apt run is the nearest ancestor that is no shell (apt runs hooks with `sh -c`), by its process id and
 start time; what the run has done is kept in /run/bootagent (gone at the next boot). Nothing happens when
-the root is not a boot environment, or when `apt.checkpoint` is off. A hook that fails warns and lets apt
-go on, unless `apt.stop_on_failure` says to stop it.
+the root is not a boot environment, in a chroot, or when `apt.checkpoint` is off. A hook that fails warns
+and lets apt go on, unless `apt.stop_on_failure` says to stop it.
 """
 
 from __future__ import annotations
@@ -199,6 +199,16 @@ class AptHook:
 
 def _clip(text: str) -> str:
     return text if len(text) <= MAX_DESCRIPTION else text[: MAX_DESCRIPTION - 3] + "..."
+
+
+def in_chroot(proc: str = "/proc") -> bool:
+    """This process's / is not the machine's (an image being built in a chroot): its apt runs are not the
+    running system's. Unknown (no /proc, no permission) counts as not in a chroot."""
+    try:
+        mine, init = os.stat("/"), os.stat(f"{proc}/1/root")
+    except OSError:
+        return False
+    return (mine.st_dev, mine.st_ino) != (init.st_dev, init.st_ino)
 
 
 def installed_kernels(root: str = "/") -> list[str]:

@@ -714,13 +714,15 @@ def cmd_apt_hook(
     stdin: TextIO | None = None,
 ) -> int:
     """apt's hooks: a failure warns and lets apt go on (exit 0) unless apt.stop_on_failure is set."""
-    from bootagent.apt.hook import AptHook, current_run, installed_kernels
+    from bootagent.apt import hook as apt
     from bootagent.apt.protocol import parse
 
     stop = False
     try:
         # apt writes the package list to the hook: read all of it first, whatever happens next
         hook_input = parse(stdin or sys.stdin) if args.stage == "packages" else None
+        if apt.in_chroot():
+            return int(ExitCode.OK)  # an image built in a chroot: not the running system's apt run
         loaded = load_config(args.config, strict=False)
         config = loaded.config
         for problem in loaded.problems:
@@ -733,7 +735,7 @@ def cmd_apt_hook(
         if not root:
             return int(ExitCode.OK)  # the root is not on ZFS: nothing to do
         ctx = build_context(config, zfs, pool=args.pool, menu=menu(config), actor=Actor.AUTOMATIC)
-        hook = AptHook(ctx.envs, current_run(), kernels=installed_kernels)
+        hook = apt.AptHook(ctx.envs, apt.current_run(), kernels=apt.installed_kernels)
         if not hook.is_environment():
             return int(ExitCode.OK)  # the root is on ZFS but no boot environment
         if hook_input is not None:

@@ -186,6 +186,7 @@ def cli(zfs: FakeZfs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     cfg = tmp_path / "bootagent.yaml"
     cfg.write_text(f"pool: rpool\ngrubenv: {tmp_path}/grub/grubenv\n")
     monkeypatch.setattr(hook_module, "STATE", tmp_path / "run" / "apt-run.json")
+    monkeypatch.setattr(hook_module, "in_chroot", lambda: False)
     monkeypatch.setattr(hook_module, "current_run", lambda: AptRun("42:7", "apt install hello"))
     kernels = Kernels("6.1.0-30-amd64")
     monkeypatch.setattr(hook_module, "installed_kernels", kernels)
@@ -265,3 +266,20 @@ def test_a_broken_config_warns_and_the_defaults_take_the_checkpoint(cli: Any, zf
     assert f"warning: configuration: {cli.config}" in err
     assert "(the default is used)" in err
     assert [n for n in zfs.nodes if n.startswith("rpool/ROOT/beta@apt-")]
+
+
+def test_in_a_chroot_nothing_happens(cli: Any, zfs: FakeZfs, monkeypatch: pytest.MonkeyPatch) -> None:
+    before = set(zfs.nodes)
+    monkeypatch.setattr(hook_module, "in_chroot", lambda: True)
+    assert cli("apt-hook", "pre-invoke") == (0, "")
+    assert set(zfs.nodes) == before
+
+
+def test_a_chroot_is_told_by_the_root_of_process_1(tmp_path: Path) -> None:
+    (tmp_path / "1").mkdir()
+    (tmp_path / "1" / "root").symlink_to("/")
+    assert not hook_module.in_chroot(str(tmp_path))
+    (tmp_path / "1" / "root").unlink()
+    (tmp_path / "1" / "root").symlink_to(tmp_path)
+    assert hook_module.in_chroot(str(tmp_path))
+    assert not hook_module.in_chroot(str(tmp_path / "nowhere"))  # unknown: not a chroot
