@@ -358,19 +358,22 @@ class Machine:
         deadline = time.monotonic() + timeout
         screen = self._screen
         with self._cond:
+            scan = screen.start if screen is not None else 0
             while True:
                 match = regex.search(self._buf, self._pos)
-                shown = screen.search(regex) if screen is not None else None
-                if shown is not None and (match is None or shown[0].offset < match.end()):
-                    snap, on_screen = shown
-                    self._pos = max(self._pos, snap.offset)
+                shown = None
+                if screen is not None:
+                    shown, scan = screen.search(regex, scan)
+                if shown is not None and (match is None or shown[1].offset < match.end()):
                     assert screen is not None
-                    screen.matched(snap.burst)
+                    position, snap, on_screen = shown
+                    self._pos = max(self._pos, snap.offset)
+                    screen.matched_at(position)
                     return on_screen
                 if match:
                     self._pos = match.end()
                     if screen is not None:
-                        screen.matched(screen.burst_at(match.end()))
+                        screen.matched_offset(match.end())
                     return match
                 if self._closed:
                     raise ConsoleClosed(f"console closed while waiting for {pattern!r}\n{self._buf[-3000:]}")

@@ -7,8 +7,10 @@ A screen shows old text until something overwrites it, so every row carries a st
 (chunks less than BURST_GAP apart: one frame of the menu arrives as one burst) that last drew on it. A
 row's stamp moves with it when the screen scrolls, and a cleared screen has none. `expect` accepts a
 match only on a row drawn in the burst of the previous match or later: text left over from before (an old
-menu above boot messages) is not taken for new. A text just matched is found again for as long as it
-stays on the screen: a test that waits for the same text twice waits for something else in between.
+menu above boot messages) is not taken for new. The screen is kept after every chunk that changes it, so
+a text shown for a moment (a progress line) is seen; a search goes on from where it stopped. A text just
+matched is found again for as long as it stays on the screen: a test that waits for the same text twice
+waits for something else in between.
 
 pyte is a test dependency (requirements-dev.txt); the image build, which runs on the system's Python,
 never reads a screen.
@@ -67,7 +69,9 @@ def _stamped_screen() -> Any:
 
 
 class ConsoleScreen:
-    """The console played on a terminal, with a snapshot of the screen at the end of each burst."""
+    """The console played on a terminal, with a snapshot of the screen after every chunk that changed it
+    (a text the menu shows for a moment, a progress line, is in one of them). Positions of snapshots are
+    absolute: they stay valid when older snapshots are forgotten."""
 
     def __init__(self, clock: Any = time.monotonic) -> None:
         import pyte
@@ -76,62 +80,67 @@ class ConsoleScreen:
         self.screen = _stamped_screen()
         self.stream = pyte.Stream(self.screen)
         self.last_chunk = float("-inf")
-        self.offset = 0
-        self.fresh = False  # fed since the last snapshot
         self.snapshots: list[Snapshot] = []
+        self.dropped = 0  # snapshots forgotten before snapshots[0]
         self.mark = 0  # the burst of the last match: rows drawn before it are old
 
     def feed(self, text: str, offset: int) -> None:
         now = self.clock()
         if now - self.last_chunk > BURST_GAP:
-            self._keep()
             self.screen.burst += 1
         self.last_chunk = now
         self.stream.feed(text)
-        self.offset = offset
-        self.fresh = True
-
-    def _now(self) -> Snapshot:
-        return Snapshot(self.screen.burst, self.offset, tuple(self.screen.display), tuple(self.screen.stamps))
-
-    def _keep(self) -> None:
-        """The screen a burst ended on (what stayed on it until the next)."""
-        if self.fresh:
-            self.snapshots.append(self._now())
-            self.fresh = False
+        if not self.screen.dirty:
+            return
+        self.screen.dirty.clear()
+        snap = Snapshot(self.screen.burst, offset, tuple(self.screen.display), tuple(self.screen.stamps))
+        last = self.snapshots[-1] if self.snapshots else None
+        if last is None or (last.rows, last.stamps) != (snap.rows, snap.stamps):
+            self.snapshots.append(snap)
 
     def power_cycle(self) -> None:
         """The machine starts again: what was on the screen, or passed over it, is old."""
         self.screen.reset()
+        self.screen.dirty.clear()
+        self.dropped += len(self.snapshots)
         self.snapshots = []
-        self.fresh = False
         self.mark = self.screen.burst + 1
         self.last_chunk = float("-inf")  # the next output begins that burst
 
-    def search(self, regex: re.Pattern[str]) -> tuple[Snapshot, re.Match[str]] | None:
-        """The first snapshot since the last match that shows `regex` on a row drawn since then."""
-        for snap in [*self.snapshots, self._now()]:
-            if snap.burst < self.mark:
-                continue
+    @property
+    def start(self) -> int:
+        """Where a new search begins: the snapshot of the last match (another text may be on it too)."""
+        return self.dropped
+
+    def search(
+        self, regex: re.Pattern[str], start: int
+    ) -> tuple[tuple[int, Snapshot, re.Match[str]] | None, int]:
+        """The first snapshot from position `start` on that shows `regex` on a row drawn since the last
+        match, as (position, snapshot, match); and the position to go on from."""
+        first = max(start, self.dropped) - self.dropped
+        for k in range(first, len(self.snapshots)):
+            snap = self.snapshots[k]
             for row, stamp in zip(snap.rows, snap.stamps, strict=True):
                 if stamp >= self.mark and stamp > 0:
                     match = regex.search(row)
                     if match:
-                        return snap, match
-        return None
+                        return (self.dropped + k, snap, match), self.dropped + k + 1
+        return None, self.dropped + len(self.snapshots)
 
-    def matched(self, burst: int) -> None:
-        """A match (on the screen or in the byte stream) in `burst`: forget what is older."""
-        self.mark = max(self.mark, burst)
-        self.snapshots = [s for s in self.snapshots if s.burst >= self.mark]
+    def matched_at(self, position: int) -> None:
+        """A match on the snapshot at `position`: everything before it is forgotten."""
+        keep = max(0, position - self.dropped)
+        self.dropped += keep
+        self.snapshots = self.snapshots[keep:]
+        self.mark = max(self.mark, self.snapshots[0].burst if self.snapshots else self.screen.burst)
 
-    def burst_at(self, offset: int) -> int:
-        """The burst in which the console output reached `offset` characters."""
-        for snap in self.snapshots:
-            if snap.offset >= offset:
-                return snap.burst
-        burst: int = self.screen.burst
-        return burst  # the burst under way
+    def matched_offset(self, offset: int) -> None:
+        """A match in the byte stream ending at `offset`: the screens before it are forgotten."""
+        k = next((k for k, s in enumerate(self.snapshots) if s.offset >= offset), len(self.snapshots))
+        self.matched_at(self.dropped + k)
+
+    def offset_at(self, position: int) -> int:
+        return self.snapshots[position - self.dropped].offset
 
     def text(self) -> str:
         return "\n".join(self.screen.display)

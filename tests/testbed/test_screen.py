@@ -32,11 +32,11 @@ class Console:
             self.screen.feed(chunk, len(self.out))
 
     def find(self, pattern: str) -> str | None:
-        found = self.screen.search(re.compile(pattern))
+        found, _ = self.screen.search(re.compile(pattern), self.screen.start)
         if found is None:
             return None
-        snap, match = found
-        self.screen.matched(snap.burst)
+        position, _snap, match = found
+        self.screen.matched_at(position)
         return match.group(0)
 
 
@@ -63,6 +63,26 @@ def test_two_texts_of_one_frame_are_both_found_one_after_the_other() -> None:
     c.burst("\x1b[H\x1b[J\x1b[3;1HFactory reset: keep", "\x1b[20;1HType RESET and press Enter")
     assert c.find("Factory reset")
     assert c.find("Type RESET")
+
+
+def test_a_text_shown_for_a_moment_is_seen() -> None:
+    """A progress line the next frame of the same burst replaces (the busy screen draws every 0.1 s)."""
+    c = Console()
+    c.burst("\x1b[H\x1b[J\x1b[5;1Hremoving rpool/ROOT/alpha", "\x1b[5;1Hfactory reset, step 4 of 9\x1b[K")
+    assert c.find(r"removing rpool/ROOT/\S+") == "removing rpool/ROOT/alpha"
+    assert c.find(r"factory reset, step 4 of \d+") == "factory reset, step 4 of 9"
+
+
+def test_a_search_goes_on_from_where_it_stopped() -> None:
+    c = Console()
+    c.burst("\x1b[H\x1b[Jone")
+    regex = re.compile("two")
+    found, position = c.screen.search(regex, c.screen.start)
+    assert found is None
+    c.burst("\x1b[2;1Htwo")
+    found, _ = c.screen.search(regex, position)
+    assert found is not None
+    assert found[0] == position  # the first snapshot after the ones already looked at
 
 
 def test_text_scrolled_up_by_boot_messages_stays_old() -> None:
@@ -118,4 +138,5 @@ def test_the_menu_s_frames_read_back_from_the_screen(tmp_path: Path) -> None:
         for line in frame[1:-1]:
             text = line.text.strip()
             if len(text) > 3:
-                assert c.screen.search(re.compile(re.escape(text))), (text, c.screen.text())
+                found, _ = c.screen.search(re.compile(re.escape(text)), c.screen.start)
+                assert found is not None, (text, c.screen.text())
