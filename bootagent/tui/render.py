@@ -260,9 +260,23 @@ def _name(row: Row, ascii_only: bool) -> str:
     return clean(row.env.name if row.snapshot is None else "@" + row.snapshot.name, ascii_only)
 
 
+_LAYOUTS: list[tuple[object, int, Glyphs, bool, ListLayout]] = []  # the last one made (one menu at a time)
+
+
 def list_layout(state: MenuState, width: int, glyphs: Glyphs = ASCII, ascii_only: bool = True) -> ListLayout:
     """The columns for `state`'s names. Every environment and snapshot counts, shown or not, so the columns
-    do not move when a tree is opened."""
+    do not move when a tree is opened. Made once per inventory and width: with thousands of snapshots it is
+    most of a frame's work."""
+    inventory = state.inventory
+    for made, w, g, a, layout in _LAYOUTS:
+        if made is inventory and inventory is not None and (w, g, a) == (width, glyphs, ascii_only):
+            return layout
+    layout = _list_layout(state, width, glyphs, ascii_only)
+    _LAYOUTS[:] = [(inventory, width, glyphs, ascii_only, layout)]
+    return layout
+
+
+def _list_layout(state: MenuState, width: int, glyphs: Glyphs, ascii_only: bool) -> ListLayout:
     envs = state.inventory.environments if state.inventory is not None else ()
     env_names = [clean(e.name, ascii_only) for e in envs]
     snap_names = {s.label: "@" + clean(s.name, ascii_only) for e in envs for s in e.snapshots}

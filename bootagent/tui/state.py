@@ -180,6 +180,7 @@ class MenuState:
         self.now = now
         self.screen = Screen.MAIN
         self.expanded: set[str] = set()
+        self._rows: tuple[tuple[Inventory, frozenset[str]], list[Row]] | None = None
         self.cursor = 0
         self.list_top = 0
         self.page = 10  # rows of the list on screen (the front end sets it from the screen size)
@@ -206,14 +207,21 @@ class MenuState:
 
     # --- what is shown -------------------------------------------------------------------------------
     def rows(self) -> list[Row]:
+        """The list's rows (the same list object until the inventory or what is expanded changes: a frame
+        asks for it many times, and a pool may have thousands of snapshots)."""
         if self.inventory is None:
             return []
+        key = (self.inventory, frozenset(self.expanded))
+        cached = self._rows
+        if cached is not None and cached[0][0] is key[0] and cached[0][1] == key[1]:
+            return cached[1]
         out: list[Row] = []
         for env in self.inventory.environments:
             out.append(Row(env))
             if env.name in self.expanded:
                 snaps = sorted(env.snapshots, key=lambda s: s.createtxg)
                 out.extend(Row(env, s, last=i == len(snaps) - 1) for i, s in enumerate(snaps))
+        self._rows = (key, out)
         return out
 
     def selected(self) -> Row | None:

@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--password", default="", help="protect the resets and the shell with it")
     parser.add_argument("--start-reset", default="", help="open on this reset's confirmation (GRUB's entry)")
     parser.add_argument("--environments", type=int, default=0, help="this many more environments")
+    parser.add_argument("--snapshots", type=int, default=0, help="each of them with this many snapshots")
     args = parser.parse_args(argv)
 
     if args.debug:
@@ -69,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             fail=fail,
             refuse=frozenset(args.refuse),
             environments=args.environments,
+            snapshots=args.snapshots,
         )
         if args.seal:
             session.seal()

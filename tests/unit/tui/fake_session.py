@@ -42,11 +42,13 @@ class FakeSession:
         refuse: frozenset[str] = frozenset(),
         default: str | None = "beta",
         environments: int = 0,
+        snapshots: int = 0,
     ) -> None:
         self.zfs: FakeZfs = reference_pool()
         for n in range(environments):  # more environments after the reference three (a long list)
+            name = f"rpool/ROOT/upgrade-{n + 1:03d}"
             self.zfs.add_fs(
-                f"rpool/ROOT/upgrade-{n + 1:03d}",
+                name,
                 mountpoint="/",
                 canmount="noauto",
                 user_props={
@@ -55,6 +57,11 @@ class FakeSession:
                     "org.bootagent:kernel": "6.1.0-30-amd64",
                 },
             )
+            for k in range(snapshots):  # each with this many snapshots
+                self.zfs.add_snap(
+                    f"{name}@apt-{k + 1:02d}",
+                    user_props={"org.bootagent:created-by": "package-manager"},
+                )
         if not running:
             self.zfs.mounted.pop("/", None)  # at boot nothing is mounted at / yet
         nodes = self.zfs.nodes

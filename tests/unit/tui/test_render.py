@@ -451,3 +451,28 @@ def test_half_a_pair_is_marked_and_explained(tmp_path: Path) -> None:
     assert out[19].startswith(
         "description: NOT BOOTABLE: its /boot half bpool/BOOT/gamma does not exist; gamma"
     )
+
+
+def test_the_list_s_layout_and_rows_are_made_again_for_a_new_inventory_or_width(tmp_path: Path) -> None:
+    """Both are made once and kept (thousands of snapshots): a new listing, a new width or an opened tree
+    must still show at once."""
+    from dataclasses import replace
+
+    from bootagent.tui.render import list_layout
+
+    session = FakeSession(tmp_path)
+    state = initial_state(session, MenuSettings(timeout=0), 0.0)
+    first = list_layout(state, 80)
+    assert list_layout(state, 80) is first
+    assert list_layout(state, 200) is not first
+    rows = state.rows()
+    assert state.rows() is rows
+    state.handle("+")  # the selection's snapshots open
+    assert len(state.rows()) == len(rows) + 3
+    inv = state.inventory
+    assert inv is not None
+    longer = replace(inv.environments[0], name="a-much-longer-name-than-before")
+    state.inventory = replace(inv, environments=(longer, *inv.environments[1:]))
+    assert list_layout(state, 80) is not first
+    assert state.rows()[0].env.name == "a-much-longer-name-than-before"
+    assert "a-much-longer-name-than-before" in "\n".join(texts(frame(state, 24, 80)))
