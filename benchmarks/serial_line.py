@@ -103,6 +103,9 @@ def one_round(tmp: Path, *, baud: int, environments: int, keys: int, serial: boo
     proc = MenuProcess(tmp, *args, term="vt100", baud=baud)
     try:
         line = Line(proc, baud)
+        deadline = time.monotonic() + 120
+        while not line.bytes and time.monotonic() < deadline:  # the interpreter starting, the first frame
+            line.carry(0.1)
         line.settle()
         full = line.bytes
         moves: list[int] = []
