@@ -119,8 +119,9 @@ def metrics(status: Mapping[str, Any], *, now: float) -> list[Metric]:
             _epoch(status.get("last_good_epoch")),
         ),
         Metric(
-            "failed_boots_in_a_row",
-            "Boots that did not reach boot-complete.target since the last good one.",
+            "boot_count",
+            "Boots counted since the last good one: GRUB counts each boot as it starts and a good boot "
+            "clears the count, so the boot under way counts until it is marked good.",
             float(counting.get("tries", 0) or 0),
         ),
         Metric(

@@ -140,6 +140,10 @@ SCRIPT
 cat > "$pkgdir/DEBIAN/prerm" <<'SCRIPT'
 #!/bin/sh
 set -e
+# the timers stop with the package (debhelper does the same); upgrades keep them running
+if [ "$1" = remove ] && [ -d /run/systemd/system ]; then
+    deb-systemd-invoke stop bootagent-prune.timer bootagent-textfile.timer >/dev/null || true
+fi
 if command -v py3clean >/dev/null 2>&1; then
     py3clean -p bootagent
 fi

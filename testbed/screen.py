@@ -10,7 +10,8 @@ match only on a row drawn in the burst of the previous match or later: text left
 menu above boot messages) is not taken for new. The screen is kept after every chunk that changes it, so
 a text shown for a moment (a progress line) is seen; a search goes on from where it stopped. A text just
 matched is found again for as long as it stays on the screen: a test that waits for the same text twice
-waits for something else in between.
+waits for something else in between. The unit of "since" is the burst, not the byte: text drawn earlier
+in the burst of the last match (a command's output before its end marker) still counts as new.
 
 pyte is a test dependency (requirements-dev.txt); the image build, which runs on the system's Python,
 never reads a screen.
@@ -41,19 +42,23 @@ def _stamped_screen() -> Any:
     class Stamped(pyte.Screen):
         def __init__(self, columns: int, lines: int) -> None:
             self.burst = 0
+            self.scrolled = 0  # scrolls during the draw under way
             self.stamps = [0] * lines
             super().__init__(columns, lines)
 
         def draw(self, data: str) -> None:
             top = self.cursor.y
-            super().draw(data)
-            for y in range(min(top, self.cursor.y), max(top, self.cursor.y) + 1):
+            self.scrolled = 0
+            super().draw(data)  # a line that wraps at the bottom scrolls the screen on the way
+            first = max(0, top - self.scrolled)
+            for y in range(min(first, self.cursor.y), max(first, self.cursor.y) + 1):
                 self.stamps[y] = self.burst
 
         def index(self) -> None:
             top, bottom = self.margins or pyte.screens.Margins(0, self.lines - 1)
             if self.cursor.y == bottom:  # the region scrolls up: the stamps go with the rows
                 self.stamps[top : bottom + 1] = [*self.stamps[top + 1 : bottom + 1], 0]
+                self.scrolled += 1
             super().index()
 
         def erase_in_display(self, how: int = 0, *args: Any, **kwargs: Any) -> None:

@@ -19,12 +19,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bootagent.apt.protocol import HookInput, describe
-from bootagent.environments import MAX_DESCRIPTION, BootEnvironments
+from bootagent.environments import MAX_DESCRIPTION, BootEnvironments, unique_name
 from bootagent.fsutil import atomic_write
 from bootagent.model import CreatedBy, Prop
 
@@ -32,6 +34,7 @@ LOG = logging.getLogger(__name__)
 
 STATE = Path("/run/bootagent/apt-run.json")
 SHELLS = frozenset({"sh", "dash", "bash", "busybox"})
+SAME_RUN = 120.0  # seconds after a finished dpkg run within which the same process's next one is the same run
 
 
 @dataclass(frozen=True)
@@ -131,17 +134,33 @@ class AptHook:
         self.state_path = state or STATE
 
     def _state(self) -> RunState | None:
+        """This apt run's state. A long-lived process that runs dpkg more than once (packagekitd, a
+        python-apt program) is one run only while its dpkg runs follow each other: SAME_RUN seconds after
+        one finished, the next is a run of its own."""
         state = RunState.load(self.state_path)
-        return state if state is not None and state.run == self.run.ident else None
+        if state is None or state.run != self.run.ident:
+            return None
+        if state.finished:
+            try:
+                age = time.time() - self.state_path.stat().st_mtime
+            except OSError:
+                return None
+            if age > SAME_RUN:
+                return None
+        return state
 
     def is_environment(self) -> bool:
         return self.envs.inventory().state.running is not None
 
     def _checkpoint(self, description: str, described: bool) -> Outcome:
-        snap = self.envs.checkpoint(description=description, created_by=CreatedBy.PACKAGE_MANAGER)
-        RunState(
-            self.run.ident, snap.label, snap.full_name, tuple(sorted(self.kernels())), described=described
-        ).save(self.state_path)
+        kernels = tuple(sorted(self.kernels()))  # before anything changes
+        stamp = datetime.fromtimestamp(self.envs.clock(), UTC).strftime("%Y%m%d-%H%M%S")
+        taken = [s.name for s in self.envs.inventory().current().snapshots]
+        name = unique_name(f"apt-{stamp}", taken)  # two apt runs in one second: apt-...-2
+        snap = self.envs.checkpoint(name=name, description=description, created_by=CreatedBy.PACKAGE_MANAGER)
+        RunState(self.run.ident, snap.label, snap.full_name, kernels, described=described).save(
+            self.state_path
+        )
         return Outcome(snap.label, f"checkpoint {snap.label} before this apt run")
 
     def pre_invoke(self) -> Outcome:

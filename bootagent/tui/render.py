@@ -31,7 +31,6 @@ SIDE_WIDTH = 44  # the details pane beside the list, with its border
 MESSAGE_ROWS = 3
 NAME_WIDTH = 20  # the name column of the list when every name is shorter (wider when one is longer)
 MARGIN = 1  # cells left of the text on the screens other than the main one
-SELECTED_CELLS = 8  # the marker and the number before a list row's name
 MIN_HISTORY_ROWS = 3  # rows of the history list kept before its explanation when the screen is small
 
 
@@ -627,7 +626,8 @@ def _main(state: MenuState, size: Size, glyphs: Glyphs, ascii_only: bool) -> lis
         if i < len(rows):
             text = list_row(state, rows[i], i + 1, list_w, glyphs, ascii_only, layout)
             if i == state.cursor:  # reverse video on the marker, the number and the name: a move rewrites
-                shown.append(Line(text, Style.SELECTED, SELECTED_CELLS + layout.name))  # little of a row
+                prefix = width_of(f"{glyphs.cursor} {i + 1:>3}   ")  # little of a row (list_row's prefix)
+                shown.append(Line(text, Style.SELECTED, prefix + layout.name))
             else:
                 shown.append(Line(text))
         elif i == 0:

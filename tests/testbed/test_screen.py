@@ -95,6 +95,14 @@ def test_text_scrolled_up_by_boot_messages_stays_old() -> None:
     assert c.find("Press any key") is None
 
 
+def test_a_line_that_wraps_at_the_bottom_is_new_on_both_its_rows() -> None:
+    c = Console()
+    c.burst("\x1b[H\x1b[J\x1b[24;1Hold")
+    assert c.find("old")
+    c.burst("\r\n" + "begin of a long line " + "x" * 70)  # 91 characters: wraps, and the screen scrolls
+    assert c.find("begin of a long line")
+
+
 def test_a_cleared_screen_and_a_power_cycle_forget_everything() -> None:
     c = Console()
     c.burst("\x1b[H\x1b[Jhello")

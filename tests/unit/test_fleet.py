@@ -48,7 +48,7 @@ def test_the_textfile_parses_and_says_what_status_says() -> None:
     assert got[("bootagent_checkpoints", (("created_by", "package-manager"),))] == 2
     assert got[("bootagent_last_checkpoint_timestamp_seconds", ())] == 1_800_000_000
     assert math.isnan(got[("bootagent_last_good_boot_timestamp_seconds", ())])  # never
-    assert got[("bootagent_failed_boots_in_a_row", ())] == 2
+    assert got[("bootagent_boot_count", ())] == 2
     assert got[("bootagent_pending_operations", ())] == 1
     assert got[("bootagent_factory_resets_total", ())] == 1
     assert got[("bootagent_factory_reset_pending", ())] == 1
@@ -64,7 +64,7 @@ def test_the_textfile_parses_and_says_what_status_says() -> None:
 def test_an_empty_status_still_parses() -> None:
     got = samples(render(metrics({}, now=0.0)))
     assert math.isnan(got[("bootagent_environments", ())])  # not known
-    assert got[("bootagent_failed_boots_in_a_row", ())] == 0
+    assert got[("bootagent_boot_count", ())] == 0
 
 
 def test_numbers_are_written_as_prometheus_reads_them() -> None:

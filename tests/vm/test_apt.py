@@ -69,7 +69,7 @@ def test_apt_install_takes_one_checkpoint_and_rolling_back_to_it_removes_the_pac
     m.check("mkdir -p /var/lib/prometheus/node-exporter && systemctl start bootagent-textfile.service")
     prom = m.check("cat /var/lib/prometheus/node-exporter/bootagent.prom")
     assert 'bootagent_checkpoints{created_by="package-manager"} 3' in prom, prom
-    assert "bootagent_failed_boots_in_a_row 0" in prom
+    assert "bootagent_boot_count 0" in prom
     assert 'bootagent_pool_healthy{pool="rpool"} 1' in prom
 
     # back to the state before the first apt run, as a new environment, booted

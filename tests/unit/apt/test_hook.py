@@ -103,15 +103,13 @@ def test_the_package_list_first_takes_the_checkpoint_itself(envs: BootEnvironmen
     assert snap.description == "apt: install hello 2.10-3"
 
 
-def test_another_apt_run_takes_another_checkpoint(
-    envs: BootEnvironments, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_another_apt_run_takes_another_checkpoint_even_in_the_same_second(
+    envs: BootEnvironments, tmp_path: Path
 ) -> None:
-    clock = [NOW]
-    monkeypatch.setattr(envs, "clock", lambda: clock[0])
-    make(envs, tmp_path, run="100:5").pre_invoke()
-    clock[0] += 60
-    make(envs, tmp_path, run="200:9").pre_invoke()
-    assert len(apt_checkpoints(envs)) == 2
+    first = make(envs, tmp_path, run="100:5").pre_invoke()
+    second = make(envs, tmp_path, run="200:9").pre_invoke()  # the clock has not moved
+    assert [c.name for c in apt_checkpoints(envs)] == ["apt-20270115-080000", "apt-20270115-080000-2"]
+    assert (first.checkpoint, second.checkpoint) == ("beta@apt-20270115-080000", "beta@apt-20270115-080000-2")
 
 
 def test_the_outcome_and_a_new_kernel_are_recorded(envs: BootEnvironments, tmp_path: Path) -> None:
@@ -141,6 +139,27 @@ def test_a_run_that_left_packages_half_installed_says_how_to_go_back(
     assert f"bootagent rollback --to {cp}" in done.text
     assert envs.inventory().find("beta").kernel == "6.1.0-30-amd64"  # unchanged
     assert make(envs, tmp_path, run="300:1").post_invoke("").checkpoint is None  # another run took none
+
+
+def test_a_long_lived_front_end_gets_a_checkpoint_per_transaction(
+    envs: BootEnvironments, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    clock = [NOW]
+    monkeypatch.setattr(envs, "clock", lambda: clock[0])
+    hook = make(envs, tmp_path, run="700:1")  # the same process (packagekitd) all along
+    first = hook.pre_invoke().checkpoint
+    assert hook.pre_invoke().checkpoint == first  # dpkg again within the same transaction
+    hook.post_invoke("")
+    assert hook.pre_invoke().checkpoint == first  # right after it: still that transaction
+    state = tmp_path / "run" / "apt-run.json"
+    old = state.stat().st_mtime - hook_module.SAME_RUN - 1
+    os.utime(state, (old, old))
+    clock[0] += 600
+    second = hook.pre_invoke().checkpoint
+    assert second not in (None, first)
+    assert len(apt_checkpoints(envs)) == 2
 
 
 def test_a_state_file_that_is_damaged_is_no_state(envs: BootEnvironments, tmp_path: Path) -> None:
@@ -283,3 +302,40 @@ def test_a_chroot_is_told_by_the_root_of_process_1(tmp_path: Path) -> None:
     (tmp_path / "1" / "root").symlink_to(tmp_path)
     assert hook_module.in_chroot(str(tmp_path))
     assert not hook_module.in_chroot(str(tmp_path / "nowhere"))  # unknown: not a chroot
+
+
+# --- the apt configuration's hook lines, as apt runs them (sh -c) ---------------------------------------
+def _hook_lines() -> dict[str, str]:
+    import re
+
+    conf = (Path(__file__).resolve().parents[3] / "apt" / "80bootagent").read_text()
+    lines = dict(re.findall(r'^DPkg::(Pre-Invoke|Pre-Install-Pkgs|Post-Invoke) \{ "(.*)"; \};$', conf, re.M))
+    assert set(lines) == {"Pre-Invoke", "Pre-Install-Pkgs", "Post-Invoke"}
+    version = re.search(r'^DPkg::Tools::Options::(\S+)::Version "3";$', conf, re.M)
+    assert version is not None
+    assert lines["Pre-Install-Pkgs"].split()[0] == version.group(1)  # apt keys the option on the first word
+    return {k: v.replace('\\"', '"') for k, v in lines.items()}
+
+
+@pytest.mark.subprocess
+@pytest.mark.parametrize("hook", ["Pre-Invoke", "Pre-Install-Pkgs", "Post-Invoke"])
+def test_the_hook_lines_stop_apt_only_when_bootagent_says_so(hook: str, tmp_path: Path) -> None:
+    import subprocess
+
+    line = _hook_lines()[hook]
+
+    def run_with(exit_code: int | None) -> int:
+        stub = tmp_path / "bootagent"
+        stub.unlink(missing_ok=True)
+        if exit_code is not None:
+            stub.write_text(f"#!/bin/sh\ncat >/dev/null\nexit {exit_code}\n")
+            stub.chmod(0o755)
+        command = line.replace("/usr/sbin/bootagent", str(stub))
+        done = subprocess.run(
+            ["sh", "-c", command], input="VERSION 3\n\n", capture_output=True, text=True, check=False
+        )
+        return done.returncode
+
+    assert run_with(0) == 0  # a checkpoint, or a warning: apt goes on
+    assert run_with(5) != 0  # apt.stop_on_failure: apt stops
+    assert run_with(None) == 0  # the package removed, this file left behind: apt goes on

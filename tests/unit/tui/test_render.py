@@ -476,3 +476,17 @@ def test_the_list_s_layout_and_rows_are_made_again_for_a_new_inventory_or_width(
     assert list_layout(state, 80) is not first
     assert state.rows()[0].env.name == "a-much-longer-name-than-before"
     assert "a-much-longer-name-than-before" in "\n".join(texts(frame(state, 24, 80)))
+
+
+def test_the_selection_covers_the_name_whatever_the_row_number_s_width(tmp_path: Path) -> None:
+    from bootagent.tui.render import list_layout
+
+    session = FakeSession(tmp_path, environments=997)  # 1000 rows
+    state = initial_state(session, MenuSettings(timeout=0), 0.0)
+    for key, row, prefix in (("g", 1, 8), ("G", 1000, 9)):
+        state.handle(key)
+        assert state.cursor == row - 1
+        lines = frame(state, 24, 80)
+        [selected] = [line for line in lines if line.style is Style.SELECTED]
+        assert selected.styled == prefix + list_layout(state, 80).name
+        assert selected.text[: selected.styled].rstrip().endswith(state.rows()[row - 1].env.name)
