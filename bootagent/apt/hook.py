@@ -55,7 +55,9 @@ def _stat(proc: Path, pid: int) -> tuple[str, int, str] | None:
 
 
 def current_run(proc: Path = Path("/proc"), start: int | None = None) -> AptRun:
-    """The apt run this hook belongs to: the nearest ancestor that is no shell."""
+    """The apt run this hook belongs to: the nearest ancestor that is no shell, or rather the outermost
+    of the processes of that name above it -- apt runs Pre-Invoke and Post-Invoke from a forked copy of
+    itself (another pid each time) and Pre-Install-Pkgs from its main process (recorded with apt 2.6)."""
     pid = os.getppid() if start is None else start
     for _ in range(8):
         found = _stat(proc, pid)
@@ -63,6 +65,8 @@ def current_run(proc: Path = Path("/proc"), start: int | None = None) -> AptRun:
             break
         comm, ppid, started = found
         if comm not in SHELLS or ppid <= 1:
+            while ppid > 1 and (parent := _stat(proc, ppid)) is not None and parent[0] == comm:
+                pid, (comm, ppid, started) = ppid, parent  # a forked copy: its parent is the run
             try:
                 raw = (proc / str(pid) / "cmdline").read_bytes()
             except OSError:

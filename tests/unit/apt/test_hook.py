@@ -178,9 +178,17 @@ def test_the_apt_run_is_the_nearest_ancestor_that_is_no_shell(tmp_path: Path) ->
         (d / "stat").write_text(f"{pid} ({comm}) " + " ".join(fields))
         (d / "cmdline").write_bytes(cmdline)
 
-    proc(300, "sh", 200, 77, b"sh\0-c\0/usr/sbin/bootagent apt-hook pre-invoke\0")
-    proc(200, "apt-get", 1, 55, b"apt-get\0install\0-y\0hello\0")
-    assert current_run(tmp_path, start=300) == AptRun("200:55", "apt-get install -y hello")
+    # recorded with apt 2.6: Pre-Invoke and Post-Invoke run from a forked copy of apt-get (a new pid each
+    # time), Pre-Install-Pkgs from apt-get itself; all three are one run
+    proc(150, "bash", 1, 10, b"-bash\0")
+    proc(200, "apt-get", 150, 55, b"apt-get\0install\0-y\0hello\0")
+    proc(250, "apt-get", 200, 60, b"apt-get\0install\0-y\0hello\0")  # the fork for Pre-Invoke
+    proc(300, "sh", 250, 77, b"sh\0-c\0/usr/sbin/bootagent apt-hook pre-invoke\0")
+    proc(310, "sh", 200, 78, b"/bin/sh\0-c\0/usr/sbin/bootagent apt-hook packages\0")
+    proc(260, "apt-get", 200, 90, b"apt-get\0install\0-y\0hello\0")  # the fork for Post-Invoke
+    proc(320, "sh", 260, 91, b"sh\0-c\0/usr/sbin/bootagent apt-hook post-invoke\0")
+    for hook_shell in (300, 310, 320):
+        assert current_run(tmp_path, start=hook_shell) == AptRun("200:55", "apt-get install -y hello")
     proc(400, "my (odd) apt", 1, 9, b"")
     assert current_run(tmp_path, start=400) == AptRun("400:9", "my (odd) apt")
 
