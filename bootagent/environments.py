@@ -234,7 +234,7 @@ class BootEnvironments:
         inv = self.inventory()
         env = inv.find(env_name) if env_name else inv.current()
         snap_name = (
-            validate_name(name, what="snapshot name") if name is not None else self._auto_name(created_by)
+            validate_name(name, what="snapshot name") if name is not None else self.auto_name(created_by)
         )
         description = check_description(description)
         if any(s.name == snap_name for s in env.snapshots):
@@ -253,7 +253,7 @@ class BootEnvironments:
             self._snapshot_pair(env, full, props)
         return self.inventory().find_snapshot(env.name, snap_name)
 
-    def _auto_name(self, created_by: CreatedBy) -> str:
+    def auto_name(self, created_by: CreatedBy) -> str:
         prefix = {
             CreatedBy.PACKAGE_MANAGER: "apt",
             CreatedBy.AUTOMATIC: "auto",
@@ -320,7 +320,7 @@ class BootEnvironments:
             if snap_name is None:
                 snap_name = f"create-{name}"[:MAX_NAME]
                 if any(s.name == snap_name for s in src_env.snapshots):
-                    snap_name = self._auto_name(CreatedBy.AUTOMATIC)
+                    snap_name = self.auto_name(CreatedBy.AUTOMATIC)
                 self._snapshot_pair(
                     src_env,
                     f"{src_env.dataset}@{snap_name}",

@@ -22,7 +22,6 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from pathlib import Path
 
 from bootagent.apt.protocol import HookInput, describe
@@ -158,9 +157,8 @@ class AptHook:
 
     def _checkpoint(self, description: str, described: bool) -> Outcome:
         kernels = tuple(sorted(self.kernels()))  # before anything changes
-        stamp = datetime.fromtimestamp(self.envs.clock(), UTC).strftime("%Y%m%d-%H%M%S")
         taken = [s.name for s in self.envs.inventory().current().snapshots]
-        name = unique_name(f"apt-{stamp}", taken)  # two apt runs in one second: apt-...-2
+        name = unique_name(self.envs.auto_name(CreatedBy.PACKAGE_MANAGER), taken)  # one second: apt-...-2
         snap = self.envs.checkpoint(name=name, description=description, created_by=CreatedBy.PACKAGE_MANAGER)
         RunState(self.run.ident, snap.label, snap.full_name, kernels, described=described).save(
             self.state_path
