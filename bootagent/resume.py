@@ -130,6 +130,24 @@ def _create(ctx: ResumeContext, intent: JournalEntry) -> Verdict:
         return Outcome.FAILED, f"{exc.message}: the half-made {dataset} was removed"
 
 
+def _import(ctx: ResumeContext, intent: JournalEntry) -> Verdict:
+    """An import is finished when its properties are set (the last step); anything less is removed."""
+    dataset = intent.data.get("dataset", "")
+    boot = intent.data.get("boot")
+    if not dataset or not ctx.zfs.exists(dataset):
+        if boot and ctx.zfs.exists(boot):
+            ctx.zfs.destroy([boot])
+            return Outcome.ROLLED_BACK, f"only the /boot half {boot} had been received; it was removed"
+        return Outcome.FAILED, "nothing had been received; nothing changed"
+    record = next((r for r in ctx.zfs.list_tree(dataset) if r.name == dataset), None)
+    if record is not None and Prop.CREATED_BY.value in record.user_props:
+        return Outcome.RESUMED, f"{dataset} had been imported whole"
+    made = [d for d in (dataset, boot) if d and ctx.zfs.exists(d)]
+    snaps = [r.name for d in made for r in ctx.zfs.list_tree(d) if "@" in r.name]
+    ctx.zfs.destroy([*snaps, *made])
+    return Outcome.ROLLED_BACK, f"the half-imported {' and '.join(made)} was removed; import it again"
+
+
 def _activate(ctx: ResumeContext, intent: JournalEntry) -> Verdict:
     dataset = _dataset(ctx, intent, intent.target)
     if not ctx.zfs.exists(dataset):
@@ -233,6 +251,7 @@ def _user_prop(ctx: ResumeContext, intent: JournalEntry, prop: Prop, want: str |
 _RESOLVERS: dict[str, Callable[[ResumeContext, JournalEntry], Verdict]] = {
     "checkpoint": _checkpoint,
     "create": _create,
+    "import": _import,
     "activate": _activate,
     "activate-once": _activate_once,
     "rollback": lambda ctx, intent: _new_environment(ctx, intent, "new"),

@@ -62,6 +62,10 @@ GUEST_PACKAGES = [
     "less",
     "util-linux",
     "mount",
+    # the export scenarios: one guest sends to a second over ssh (sshd is disabled until a scenario
+    # starts it, so an ordinary boot does not pay for it)
+    "openssh-server",
+    "openssh-client",
 ]
 GUEST_BACKPORTS_PACKAGES = ["zfsutils-linux", "zfs-initramfs", "python3-pyzfs"]
 
@@ -381,6 +385,7 @@ def stage_root(base: Artifact, modules: Artifact, kver: str) -> Artifact:
             in_chroot(root, "passwd", "-d", "root", log=log)
             in_chroot(root, "systemctl", "enable", "serial-getty@ttyS0.service", log=log)
             in_chroot(root, "systemctl", "mask", *gf.MASKED_UNITS, log=log, check=False)
+            in_chroot(root, "systemctl", "disable", "ssh.service", "ssh.socket", log=log, check=False)
             _prune_modules(root, kver, log)
             _make_initramfs(root, kver, log)
             in_chroot(root, "apt-get", "clean", log=log)

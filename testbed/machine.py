@@ -18,6 +18,7 @@ import threading
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from testbed.qmp import QMP
 from testbed.run import run
@@ -317,6 +318,12 @@ class Machine:
         self.sendline(f"date -s @{int(time.time())} >/dev/null; echo __RESU''MED_{token}")
         self.expect(f"__RESUMED_{token}", timeout)
         TIMINGS.append(("resume", time.monotonic() - started))
+
+    def qmp(self, command: str, arguments: dict[str, Any] | None = None) -> Any:
+        """A QMP command to this guest's QEMU (device hot-plug, ...)."""
+        if self._qmp is None:
+            raise MachineError("the machine is not running")
+        return self._qmp.execute(command, arguments)
 
     # ------------------------------------------------------------ power
 

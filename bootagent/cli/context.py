@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bootagent.bootmenu import BootMenu, NoMenu
@@ -17,7 +17,8 @@ from bootagent.journal import Journal
 from bootagent.model import Actor
 from bootagent.recovery.lifecycle import RunningSystem
 from bootagent.recovery.store import RecoveryStore
-from bootagent.runner import run
+from bootagent.runner import Runner, run
+from bootagent.transfer.side import ProcessStreams, Streams
 from bootagent.zfs.interface import ZfsBackend
 
 LOG = logging.getLogger(__name__)
@@ -47,6 +48,8 @@ class Context:
     envs: BootEnvironments
     menu: BootMenu
     recovery: Callable[[Context], RunningSystem] = running_system
+    runner: Runner = run  # every external command of the verbs
+    streams: Streams = field(default_factory=ProcessStreams)  # zfs send/receive as byte streams
 
 
 def detect_pool(zfs: ZfsBackend, config: Config, explicit: str | None) -> str:

@@ -13,11 +13,11 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, TextIO
+from typing import IO, Any, TextIO
 
 from bootagent import __version__
 from bootagent.bootmenu import BootMenu, boot_menu
-from bootagent.cli import factory, render
+from bootagent.cli import factory, render, transfer
 from bootagent.cli.context import Context, build_context
 from bootagent.cli.recovery import recovery_status
 from bootagent.config import Config, load_config
@@ -28,6 +28,7 @@ from bootagent.recovery import health, lifecycle
 from bootagent.recovery.lifecycle import RunningSystem
 from bootagent.reset.mode import ResetMode
 from bootagent.runner import Runner, run
+from bootagent.transfer.side import Streams
 from bootagent.zfs.interface import ZfsBackend
 
 LOG = logging.getLogger("bootagent")
@@ -304,6 +305,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--secure", action="store_true", help="erase-all: also overwrite and trim the free space")
     p.add_argument("--yes", action="store_true", help="do not ask for the typed confirmation")
     p.add_argument("--reboot", action="store_true", help="reboot now to carry it out")
+
+    transfer.add_parsers(
+        verb,
+        environment_arg=environment_arg,
+        target_arg=target_arg,
+        global_options=_global_options,
+        parser_class=Parser,
+        handlers={"export": cmd_export, "import": cmd_import},
+    )
 
     p = verb("status", cmd_status, "pool health, boot choices and the latest journal entries")
     p.add_argument(
@@ -586,6 +596,18 @@ def cmd_factory_reset(ctx: Context, args: argparse.Namespace) -> Output:
     return Output(done.data, done.text + "\nreboot to carry it out (or give --reboot)")
 
 
+def cmd_export(ctx: Context, args: argparse.Namespace) -> Output:
+    done = transfer.cmd_export(
+        ctx, args, runner=ctx.runner, streams=ctx.streams, stdout=getattr(args, "stdout_bytes", None)
+    )
+    return _environments_changed(ctx, Output(done.data, done.text))  # it made a snapshot, maybe
+
+
+def cmd_import(ctx: Context, args: argparse.Namespace) -> Output:
+    done = transfer.cmd_import(ctx, args, runner=ctx.runner, streams=ctx.streams)
+    return _environments_changed(ctx, Output(done.data, done.text))
+
+
 def cmd_status(ctx: Context, args: argparse.Namespace) -> Output:
     from bootagent.cli.retention import retention_status
     from bootagent.fleet import STATUS_SCHEMA
@@ -830,6 +852,8 @@ def main(
     stderr: TextIO | None = None,
     recovery: Callable[[Context], RunningSystem] | None = None,
     runner: Runner = run,
+    streams: Streams | None = None,
+    stdout_bytes: IO[bytes] | None = None,
 ) -> int:
     out = stdout or sys.stdout
     err = stderr or sys.stderr
@@ -843,11 +867,15 @@ def main(
         except SystemExit as exc:  # --help and --version
             return int(exc.code or 0) if not isinstance(exc.code, str) else int(ExitCode.USAGE)
         _setup_logging(args.debug)
+        args.stdout_bytes = stdout_bytes  # export to '-': where the stream goes (default: stdout's bytes)
         result: Output
         if getattr(args, "apt_hook", False):
             return cmd_apt_hook(args, backend, menu, runner, err)
         if getattr(args, "setup", False):
             result = cmd_setup(args, backend, runner)
+        elif getattr(args, "store", False):
+            done = transfer.cmd_store(args, runner, confirm)
+            result = Output(done.data, done.text)
         elif not getattr(args, "needs_pool", True):
             return cmd_grub_menu(args, backend, out, err)
         else:
@@ -857,6 +885,8 @@ def main(
             )
             if recovery is not None:
                 ctx = replace(ctx, recovery=recovery)
+            if runner is not run or streams is not None:
+                ctx = replace(ctx, runner=runner, streams=streams or ctx.streams)
             result = args.handler(ctx, args)
             if ctx.envs.resolutions:  # operations a power cut left pending, closed before this one
                 earlier = tuple(r.describe() for r in ctx.envs.resolutions)
@@ -891,12 +921,14 @@ def main(
     try:
         for warning in result.warnings:
             err.write(f"bootagent: warning: {warning}\n")
+        # export to '-': standard output carries the stream, so what is said about it goes to stderr
+        said = err if getattr(args, "stdout_is_data", False) and args.location == "-" else out
         if want_json or args.json:
-            json.dump(result.data, out, indent=2, ensure_ascii=False)
-            out.write("\n")
+            json.dump(result.data, said, indent=2, ensure_ascii=False)
+            said.write("\n")
         else:
-            out.write(result.text + "\n")
-        out.flush()
+            said.write(result.text + "\n")
+        said.flush()
     except BrokenPipeError:
         return _broken_pipe()
     return int(ExitCode.OK)

@@ -150,7 +150,8 @@ def _guest(request: pytest.FixtureRequest, base: Path, workdir: Path) -> Iterato
         if any(r.failed for r in reports.values()) and vm.log_path.exists():
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
-            shutil.copyfile(vm.log_path, ARTIFACTS / f"{name}.log")
+            suffix = "" if workdir.name == "vm" else f"-{workdir.name}"
+            shutil.copyfile(vm.log_path, ARTIFACTS / f"{name}{suffix}.log")
         vm.overlay.unlink(missing_ok=True)
 
 
@@ -161,17 +162,34 @@ def machine(request: pytest.FixtureRequest, vm_base: Path, tmp_path: Path) -> It
         yield vm
 
 
+@contextlib.contextmanager
+def _booted_guest(
+    request: pytest.FixtureRequest, vm_base: Path, vm_booted: BootedState | None, workdir: Path
+) -> Iterator[Machine]:
+    base = vm_booted.disk if vm_booted is not None else vm_base
+    with _guest(request, base, workdir) as vm:
+        if vm_booted is not None:
+            vm.resume(vm_booted.state)
+        else:
+            vm.start()
+            vm.wait_for_boot()
+        yield vm
+
+
 @pytest.fixture
 def booted(
     request: pytest.FixtureRequest, vm_base: Path, vm_booted: BootedState | None, tmp_path: Path
 ) -> Iterator[Machine]:
     """A guest already at its root shell in the active environment: resumed from the saved state in seconds
     (the boot is not what such a scenario looks at; the scenarios that do, boot for real)."""
-    base = vm_booted.disk if vm_booted is not None else vm_base
-    with _guest(request, base, tmp_path / "vm") as vm:
-        if vm_booted is not None:
-            vm.resume(vm_booted.state)
-        else:
-            vm.start()
-            vm.wait_for_boot()
+    with _booted_guest(request, vm_base, vm_booted, tmp_path / "vm") as vm:
+        yield vm
+
+
+@pytest.fixture
+def second_booted(
+    request: pytest.FixtureRequest, vm_base: Path, vm_booted: BootedState | None, tmp_path: Path
+) -> Iterator[Machine]:
+    """Another guest like `booted`, on its own overlay (a storage host, a second machine)."""
+    with _booted_guest(request, vm_base, vm_booted, tmp_path / "vm2") as vm:
         yield vm

@@ -1,0 +1,86 @@
+"""One stream from a process (or file) into a process (or file), failing as the failing end says."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import IO
+
+from bootagent.errors import CommandError
+from bootagent.transfer.side import Proc
+from bootagent.transfer.stream import Copied, Progress, pump
+
+
+class FileEnd:
+    """A file as one end of a copy: written to a `.partial` name and renamed once complete and synced
+    (so a cut leaves no stream that looks whole), or standard input/output (never closed)."""
+
+    def __init__(self, stream: IO[bytes], *, final: str | None = None, partial: str | None = None) -> None:
+        self._stream = stream
+        self.final = final
+        self.partial = partial
+
+    @classmethod
+    def create(cls, path: str) -> FileEnd:
+        partial = path + ".partial"
+        return cls(open(partial, "wb"), final=path, partial=partial)
+
+    @property
+    def stream(self) -> IO[bytes]:
+        return self._stream
+
+    def finish(self) -> None:
+        self._stream.flush()
+        if self.final is None:
+            return
+        os.fsync(self._stream.fileno())
+        self._stream.close()
+        assert self.partial is not None
+        os.replace(self.partial, self.final)
+
+    def kill(self) -> None:
+        if self.final is None:
+            return
+        self._stream.close()
+        if self.partial:
+            with_missing_ok(self.partial)
+
+
+def with_missing_ok(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def copy(
+    source: Proc | FileEnd, sink: Proc | FileEnd, *, first: bytes = b"", progress: Progress | None
+) -> Copied:
+    """Pump source into sink. When the sink gives up (zfs receive refusing the stream), its error is the
+    one raised; when the source fails (zfs send), the sink is closed and the source's error raised."""
+    try:
+        copied = pump(source.stream, sink.stream, first=first, progress=progress)
+    except BrokenPipeError:
+        source.kill()
+        _quietly(source)
+        sink.finish()  # raises the receiver's own error
+        raise CommandError(
+            ["zfs", "receive"], returncode=None, message="the receiver stopped reading"
+        ) from None
+    except BaseException:
+        source.kill()
+        sink.kill()
+        _quietly(source)
+        _quietly(sink)
+        raise
+    try:
+        source.finish()
+    except BaseException:
+        sink.kill()
+        _quietly(sink)
+        raise
+    sink.finish()
+    return copied
+
+
+def _quietly(end: Proc | FileEnd) -> None:
+    with contextlib.suppress(CommandError, OSError, ValueError):
+        end.finish()

@@ -1,0 +1,193 @@
+"""One end of a transfer: this machine or the storage host, both spoken to with the `zfs` command (the
+storage host through ssh). Byte streams go through `Streams`; everything else through the one runner."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import IO, Protocol
+
+from bootagent.errors import CommandError
+from bootagent.model import PROP_PREFIX
+from bootagent.runner import Runner
+from bootagent.transfer.base import Snap
+from bootagent.transfer.target import StorageHost
+from bootagent.zfs.cli import translate_command_error
+
+EXPORTED = PROP_PREFIX + "exported"  # epoch seconds, on a stored snapshot: when it was exported
+MANIFEST = PROP_PREFIX + "manifest"  # the manifest (compact JSON), on a stored snapshot
+MACHINE = PROP_PREFIX + "machine"  # on a stored environment: the machine it came from
+LIST_TIMEOUT = 300.0
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A snapshot as `zfs list` shows it, with bootagent's export properties."""
+
+    name: str  # dataset@snap
+    guid: int
+    createtxg: int
+    creation: int
+    used: int
+    referenced: int
+    exported: int | None
+    manifest: str | None
+
+    @property
+    def dataset(self) -> str:
+        return self.name.split("@", 1)[0]
+
+    @property
+    def short(self) -> str:
+        return self.name.split("@", 1)[1]
+
+    def snap(self) -> Snap:
+        return Snap(self.short, self.guid, self.createtxg)
+
+
+class Side:
+    def __init__(self, runner: Runner, host: StorageHost | None = None) -> None:
+        self.runner = runner
+        self.host = host
+
+    @property
+    def where(self) -> str:
+        return f"on {self.host.host}" if self.host else "here"
+
+    def argv(self, argv: Sequence[str]) -> list[str]:
+        return self.host.ssh_argv(list(argv)) if self.host else list(argv)
+
+    def zfs(self, argv: Sequence[str], *, what: str, timeout: float = LIST_TIMEOUT) -> str:
+        try:
+            return self.runner(self.argv(argv), timeout=timeout).stdout
+        except CommandError as exc:
+            raise translate_command_error(exc, what=f"{what} {self.where}") from None
+
+    def exists(self, name: str) -> bool:
+        result = self.runner(self.argv(["zfs", "list", "-H", "-o", "name", name]), check=False)
+        if result.returncode == 255 and self.host:  # ssh's own failure, not zfs'
+            raise translate_command_error(
+                CommandError(list(result.argv), returncode=255, stderr=result.stderr),
+                what=f"reaching {self.host.host}",
+            )
+        return result.returncode == 0
+
+    def value(self, name: str, prop: str) -> str | None:
+        out = self.zfs(
+            ["zfs", "get", "-H", "-p", "-o", "value", prop, name], what=f"reading {prop} of {name}"
+        )
+        value = out.strip()
+        return None if value in ("", "-") else value
+
+    def snapshots(self, dataset: str, *, recursive: bool = False) -> list[Stored]:
+        """Oldest first (createtxg) -- per dataset when recursive."""
+        props = f"name,guid,createtxg,creation,used,referenced,{EXPORTED},{MANIFEST}"
+        depth = ["-r"] if recursive else ["-d", "1"]
+        out = self.zfs(
+            ["zfs", "list", "-H", "-p", "-t", "snapshot", "-o", props, "-s", "createtxg", *depth, dataset],
+            what=f"listing the snapshots of {dataset}",
+        )
+        rows: list[Stored] = []
+        for line in out.splitlines():
+            fields = line.split("\t")
+            if len(fields) != 8:
+                continue
+            name, guid, txg, creation, used, refer, exported, manifest = fields
+            rows.append(
+                Stored(
+                    name=name,
+                    guid=int(guid),
+                    createtxg=int(txg),
+                    creation=int(creation),
+                    used=int(used),
+                    referenced=int(refer),
+                    exported=int(exported) if exported.isdigit() else None,
+                    manifest=None if manifest in ("", "-") else manifest,
+                )
+            )
+        return rows
+
+    def estimate(self, send_args: Sequence[str]) -> int | None:
+        """`zfs send -nP ...`'s size line (None when it gives none: the bar then shows no share)."""
+        try:
+            out = self.runner(self.argv(["zfs", "send", "-n", "-P", *send_args]), timeout=LIST_TIMEOUT)
+        except CommandError:
+            return None
+        for line in (out.stdout + "\n" + out.stderr).splitlines():
+            fields = line.split()
+            if len(fields) == 2 and fields[0] == "size" and fields[1].isdigit():
+                return int(fields[1])
+        return None
+
+
+# --- byte streams -----------------------------------------------------------------------------------
+class Proc(Protocol):
+    """A process one end of a pipe is connected to."""
+
+    @property
+    def stream(self) -> IO[bytes]: ...
+
+    def finish(self) -> None:
+        """Wait for it; raise CommandError (with its stderr) if it failed."""
+
+    def kill(self) -> None: ...
+
+
+class Streams(Protocol):
+    def reader(self, argv: Sequence[str]) -> Proc:
+        """A process whose standard output is read."""
+
+    def writer(self, argv: Sequence[str]) -> Proc:
+        """A process whose standard input is written."""
+
+
+class _Popen:
+    def __init__(self, argv: Sequence[str], *, read: bool) -> None:
+        self.argv = list(argv)
+        self._err = tempfile.TemporaryFile()  # noqa: SIM115 -- closed in finish()
+        try:
+            self._proc = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.DEVNULL if read else subprocess.PIPE,
+                stdout=subprocess.PIPE if read else subprocess.DEVNULL,
+                stderr=self._err,
+                env={**os.environ, "LC_ALL": "C"},
+            )
+        except FileNotFoundError:
+            self._err.close()
+            raise CommandError(
+                self.argv, returncode=None, message=f"{self.argv[0]}: command not found"
+            ) from None
+        stream = self._proc.stdout if read else self._proc.stdin
+        assert stream is not None
+        self._stream: IO[bytes] = stream
+
+    @property
+    def stream(self) -> IO[bytes]:
+        return self._stream
+
+    def finish(self) -> None:
+        with contextlib.suppress(BrokenPipeError):
+            self._stream.close()
+        code = self._proc.wait()
+        self._err.seek(0)
+        stderr = self._err.read().decode("utf-8", "replace")
+        self._err.close()
+        if code != 0:
+            raise CommandError(self.argv, returncode=code, stderr=stderr)
+
+    def kill(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.kill()
+
+
+class ProcessStreams:
+    def reader(self, argv: Sequence[str]) -> Proc:
+        return _Popen(argv, read=True)
+
+    def writer(self, argv: Sequence[str]) -> Proc:
+        return _Popen(argv, read=False)

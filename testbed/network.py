@@ -1,0 +1,61 @@
+"""A private network between two guests on this machine only: a virtio NIC hot-plugged into each (so
+guests resumed from the saved booted state, which has none, can have one), joined by a QEMU socket netdev
+over the host's loopback -- one guest listens, the other connects. Nothing else is on that wire."""
+
+from __future__ import annotations
+
+import socket
+import time
+from dataclasses import dataclass
+
+from testbed.machine import Machine, MachineError
+
+
+@dataclass(frozen=True)
+class Link:
+    address: dict[int, str]  # id(machine) -> its IPv4 address on the link
+    interface: dict[int, str]  # id(machine) -> its interface name in the guest
+
+    def ip(self, m: Machine) -> str:
+        return self.address[id(m)]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _plug(m: Machine, netdev: dict[str, object], mac: str) -> str:
+    """Hot-plug a virtio NIC on `netdev`; return the interface name the guest gave it."""
+    before = set(m.check("ls /sys/class/net").split())
+    m.qmp("netdev_add", netdev)
+    m.qmp(
+        "device_add",
+        {"driver": "virtio-net-pci", "netdev": netdev["id"], "mac": mac, "id": f"nic-{netdev['id']}"},
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        new = set(m.check("ls /sys/class/net").split()) - before
+        if new:
+            return sorted(new)[0]
+        time.sleep(1)
+    raise MachineError("the hot-plugged NIC did not appear in the guest within 120 s (acpiphp, virtio_net?)")
+
+
+def link(a: Machine, b: Machine, *, subnet: str = "10.77.0") -> Link:
+    """Join a and b: a at SUBNET.1, b at SUBNET.2, /24."""
+    port = _free_port()
+    ifa = _plug(a, {"type": "socket", "id": "lan0", "listen": f"127.0.0.1:{port}"}, "52:54:00:77:00:01")
+    ifb = _plug(b, {"type": "socket", "id": "lan0", "connect": f"127.0.0.1:{port}"}, "52:54:00:77:00:02")
+    for m, iface, host in ((a, ifa, 1), (b, ifb, 2)):
+        m.check(f"ip link set {iface} up && ip addr add {subnet}.{host}/24 dev {iface}")
+    return Link(address={id(a): f"{subnet}.1", id(b): f"{subnet}.2"}, interface={id(a): ifa, id(b): ifb})
+
+
+def wait_for_port(m: Machine, ip: str, port: int, timeout: int = 180) -> None:
+    """From inside m, until a TCP connection to ip:port succeeds (bash's /dev/tcp; the image has no ping)."""
+    m.check(
+        f"timeout {timeout} bash -c 'until echo > /dev/tcp/{ip}/{port}; do sleep 1; done' 2>/dev/null",
+        timeout + 30,
+    )
