@@ -49,7 +49,8 @@ def link(a: Machine, b: Machine, *, subnet: str = "10.77.0") -> Link:
     ifa = _plug(a, {"type": "socket", "id": "lan0", "listen": f"127.0.0.1:{port}"}, "52:54:00:77:00:01")
     ifb = _plug(b, {"type": "socket", "id": "lan0", "connect": f"127.0.0.1:{port}"}, "52:54:00:77:00:02")
     for m, iface, host in ((a, ifa, 1), (b, ifb, 2)):
-        m.check(f"ip link set {iface} up && ip addr add {subnet}.{host}/24 dev {iface}")
+        # the image has no iproute2: busybox has the ip applet
+        m.check(f"busybox ip link set {iface} up && busybox ip addr add {subnet}.{host}/24 dev {iface}")
     return Link(address={id(a): f"{subnet}.1", id(b): f"{subnet}.2"}, interface={id(a): ifa, id(b): ifb})
 
 
