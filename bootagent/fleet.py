@@ -114,6 +114,11 @@ def metrics(status: Mapping[str, Any], *, now: float) -> list[Metric]:
             _epoch(status.get("last_checkpoint_epoch")),
         ),
         Metric(
+            "last_export_timestamp_seconds",
+            "When an environment was last exported whole (bootagent export; NaN: never).",
+            _epoch(status.get("last_export_epoch")),
+        ),
+        Metric(
             "last_good_boot_timestamp_seconds",
             "When a boot was last marked good (NaN: never).",
             _epoch(status.get("last_good_epoch")),

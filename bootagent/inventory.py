@@ -157,6 +157,7 @@ def assemble(root: str, tree: Sequence[DatasetInfo]) -> list[BootEnvironment]:
                 rolled_back_from=ds.user_props.get(Prop.ROLLED_BACK_FROM.value) or None,
                 failed=ds.user_props.get(Prop.FAILED.value) or None,
                 snapshots=snapshots,
+                last_export=_int_or_none(ds.user_props.get(Prop.LAST_EXPORT.value)),
             )
         )
     envs.sort(key=lambda e: (e.created, e.name))

@@ -21,6 +21,7 @@ class Prop(StrEnum):
     CREATED_BY = PROP_PREFIX + "created-by"
     KERNEL = PROP_PREFIX + "kernel"
     LAST_GOOD = PROP_PREFIX + "last-good"  # epoch seconds of the last boot marked good
+    LAST_EXPORT = PROP_PREFIX + "last-export"  # epoch seconds of the last complete export (bootagent export)
     KEEP = PROP_PREFIX + "keep"  # "on": never destroyed or pruned
     CUSTOMER = PROP_PREFIX + "customer"  # "on": a customer dataset
     ROLLED_BACK_FROM = PROP_PREFIX + "rolled-back-from"  # the environment a rollback left
@@ -171,6 +172,7 @@ class BootEnvironment:
     failed: str | None = None  # Prop.FAILED: "EPOCH: why" unattended recovery gave up on it
     boot_dataset: str | None = None  # the /boot half, in a two-pool layout (bootagent.pairs)
     missing_half: str | None = None  # why the pair is not whole: never booted, activated or cloned
+    last_export: int | None = None  # Prop.LAST_EXPORT: epoch seconds of its last complete export
 
 
 @dataclass(frozen=True)

@@ -252,6 +252,8 @@ _RESOLVERS: dict[str, Callable[[ResumeContext, JournalEntry], Verdict]] = {
     "checkpoint": _checkpoint,
     "create": _create,
     "import": _import,
+    # an export changes nothing here; on a storage host its receive is resumed by the next export
+    "export": lambda ctx, intent: (Outcome.FAILED, "cut short; export it again (a storage host resumes it)"),
     "activate": _activate,
     "activate-once": _activate_once,
     "rollback": lambda ctx, intent: _new_environment(ctx, intent, "new"),

@@ -629,6 +629,7 @@ def cmd_status(ctx: Context, args: argparse.Namespace) -> Output:
         "checkpoints": by_origin,
         "last_checkpoint_epoch": max((s.created for s in snapshots), default=None),
         "last_good_epoch": max(good, default=None),
+        "last_export_epoch": max((e.last_export for e in inv.environments if e.last_export), default=None),
         "active": inv.state.active,
         "next_boot": inv.state.next_once,
         "running": inv.state.running,

@@ -9,17 +9,18 @@ never leaves this machine.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import IO, TextIO
 
 from bootagent import __version__
 from bootagent.environments import BootEnvironments
 from bootagent.errors import RefusedError, UsageError
-from bootagent.model import BootEnvironment, CreatedBy, Snapshot
+from bootagent.model import BootEnvironment, CreatedBy, Prop, Snapshot
 from bootagent.names import split_target, validate_name
 from bootagent.pairs import boot_refusal
 from bootagent.transfer import base as choice
@@ -151,10 +152,33 @@ class Exporter:
             if base is not None:
                 raise UsageError("--base is for files: a storage host is asked what it already has")
             env, snap = self._snapshot(target)
-            return self._to_host(env, snap, location, full=full, as_name=as_name or env.name)
+            with self._recorded(env, snap, location):
+                return self._to_host(env, snap, location, full=full, as_name=as_name or env.name)
         if as_name is not None or full:
             raise UsageError("--as and --full are for a storage host")
         env, snap = self._snapshot(target)
+        with self._recorded(env, snap, location):
+            return self._to_stream(env, snap, location, base, manifest_path)
+
+    @contextlib.contextmanager
+    def _recorded(self, env: BootEnvironment, snap: Snapshot, location: Location) -> Iterator[None]:
+        """In the journal (who sent what where), and once complete as the environment's last export
+        (fleet status shows its age)."""
+        data = {"snapshot": f"{env.dataset}@{snap.name}", "location": str(location)}
+        with self.envs.journal.operation(
+            "export", f"{env.name}@{snap.name}", detail=str(location), data=data
+        ):
+            yield
+            self.envs.zfs.set_user(env.dataset, {Prop.LAST_EXPORT.value: str(int(self.clock()))})
+
+    def _to_stream(
+        self,
+        env: BootEnvironment,
+        snap: Snapshot,
+        location: Location,
+        base: str | None,
+        manifest_path: str | None,
+    ) -> ExportResult:
         parts = self._parts(env, snap)
         if isinstance(location, Stdio) and len(parts) > 1:
             raise UsageError(

@@ -17,6 +17,7 @@ STATUS: dict[str, Any] = {
     "checkpoints": {"manual": 9, "package-manager": 2},
     "last_checkpoint_epoch": 1_800_000_000,
     "last_good_epoch": None,
+    "last_export_epoch": 1_799_000_000,
     "active": "beta",
     "next_boot": None,
     "running": "beta",
@@ -48,6 +49,7 @@ def test_the_textfile_parses_and_says_what_status_says() -> None:
     assert got[("bootagent_checkpoints", (("created_by", "package-manager"),))] == 2
     assert got[("bootagent_last_checkpoint_timestamp_seconds", ())] == 1_800_000_000
     assert math.isnan(got[("bootagent_last_good_boot_timestamp_seconds", ())])  # never
+    assert got[("bootagent_last_export_timestamp_seconds", ())] == 1_799_000_000
     assert got[("bootagent_boot_count", ())] == 2
     assert got[("bootagent_pending_operations", ())] == 1
     assert got[("bootagent_factory_resets_total", ())] == 1

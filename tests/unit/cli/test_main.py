@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -289,6 +290,8 @@ def test_status_as_node_exporter_textfile(cli: Any, tmp_path: Path) -> None:
     }
     assert values["bootagent_environments"] == 3
     assert values["bootagent_last_checkpoint_timestamp_seconds"] == status["last_checkpoint_epoch"]
+    assert status["last_export_epoch"] is None
+    assert math.isnan(values["bootagent_last_export_timestamp_seconds"])  # never exported
     assert [p.name for p in path.parent.iterdir()] == ["bootagent.prom"]  # no temporary file left
     r = cli("status", "--textfile", str(tmp_path / "bootagent.txt"))
     assert r.code == ExitCode.USAGE

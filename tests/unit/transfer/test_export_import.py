@@ -37,6 +37,12 @@ def test_a_file_export_writes_the_stream_and_a_manifest_that_an_import_checks(
     assert root.snapshot_guid == guid_of(here.zfs, "rpool/ROOT/beta@s3")
     assert (root.from_guid, root.raw, root.bytes, root.file) == (None, False, path.stat().st_size, "beta.zfs")
     assert done.bytes == path.stat().st_size
+    # recorded: in the journal, and as the environment's last export (fleet status shows its age)
+    assert envs.inventory().find("beta").last_export == int(NOW)
+    assert [(e.action, e.target, e.outcome) for e in envs.journal.entries()][-2:] == [
+        ("export", "beta@s3", Outcome.INTENT),
+        ("export", "beta@s3", Outcome.OK),
+    ]
     assert sends(here)[-1] == ["zfs", "send", "-L", "-e", "-c", "rpool/ROOT/beta@s3"]
     assert not list(tmp_path.glob("*.partial"))
 
@@ -78,6 +84,8 @@ def test_a_failed_send_leaves_no_stream_that_looks_whole(
     with pytest.raises(Exception, match="I/O error"):
         exporter(envs, net).export("beta@s3", StreamFile(str(tmp_path / "b.zfs")))
     assert not list(tmp_path.glob("b.zfs*"))  # neither the stream, nor its .partial, nor a manifest
+    assert envs.inventory().find("beta").last_export is None
+    assert envs.journal.entries()[-1].outcome is Outcome.FAILED
 
 
 @pytest.mark.parametrize(
