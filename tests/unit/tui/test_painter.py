@@ -224,12 +224,16 @@ def test_a_serial_painter_is_paced_and_a_local_one_is_not(tmp_path: Path) -> Non
         termios.tcsetattr(slave, termios.TCSANOW, attrs)
         stream: Any = os.fdopen(os.dup(slave), "w", encoding="utf-8")
         term = blessed.Terminal(kind="vt100", stream=stream, force_styling=True)
-        serial = app.painter_for(term, MenuSettings(term="vt100", serial=True))
-        local = app.painter_for(term, MenuSettings(term="vt100", serial=False))
+        now = [100.0]  # the clock stands still: a loaded machine must not make the line look idle
+        serial = app.painter_for(term, MenuSettings(term="vt100", serial=True), clock=lambda: now[0])
+        local = app.painter_for(term, MenuSettings(term="vt100", serial=False), clock=lambda: now[0])
         frame = menu_frames(tmp_path, "")[0]
         for painter in (serial, local):
             painter.paint(frame, Size(24, 80))
-        assert serial.pace.behind() > 0.5  # ~850 bytes at 960 bytes a second
+        assert serial.pace.behind() == pytest.approx(serial.bytes_written / 960)  # 9600 baud, 10 bits a byte
+        assert serial.pace.behind() > 0.5  # ~850 bytes
+        now[0] += 10
+        assert serial.pace.behind() == 0.0  # gone out by now
         assert local.pace.behind() == 0.0
         stream.close()
     finally:
