@@ -19,16 +19,17 @@ from typing import IO, TextIO
 
 from bootagent import __version__
 from bootagent.environments import BootEnvironments
-from bootagent.errors import RefusedError, UsageError
+from bootagent.errors import CommandError, IncompleteError, RefusedError, UsageError
 from bootagent.model import BootEnvironment, CreatedBy, Prop, Snapshot
 from bootagent.names import split_target, validate_name
 from bootagent.pairs import boot_refusal
 from bootagent.transfer import base as choice
 from bootagent.transfer.copy import FileEnd, copy
 from bootagent.transfer.manifest import Manifest, Part
-from bootagent.transfer.progress import ProgressLine
+from bootagent.transfer.progress import ProgressLine, size
 from bootagent.transfer.side import EXPORTED, MACHINE, MANIFEST, Side, Streams
 from bootagent.transfer.target import Location, Stdio, StorageHost, StreamFile
+from bootagent.zfs.cli import translate_command_error
 
 LOG = logging.getLogger(__name__)
 
@@ -373,7 +374,17 @@ class Exporter:
         except BaseException:
             source.kill()
             raise
-        copied = copy(source, sink, progress=bar)
+        try:
+            copied = copy(source, sink, progress=bar)
+        except CommandError as exc:
+            self.progress_out.write("\n")
+            if remote.exists(dest) and remote.value(dest, "receive_resume_token"):
+                raise IncompleteError(
+                    f"the export of {what} to {remote.where} was cut off after {size(bar.last)}: "
+                    "the storage host kept what arrived (a receive resume token)",
+                    hint="run the same export again: it sends the rest first",
+                ) from None
+            raise translate_command_error(exc, what=f"sending {what} {remote.where}") from None
         bar.done(copied.bytes, copied.seconds)
         return PartResult("", what, dest, copied.bytes, copied.seconds, base), copied.sha256
 

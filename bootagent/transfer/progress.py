@@ -60,8 +60,10 @@ class ProgressLine:
         self._last_time = self.started
         self._last_share = 0
         self._width = 0
+        self.last = 0  # bytes reported so far
 
     def __call__(self, done: int) -> None:
+        self.last = done
         now = self.clock()
         if self.tty:
             if now - self._last_time < 0.25:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bootagent.environments import BootEnvironments
-from bootagent.errors import NotFoundError, RefusedError, UsageError
+from bootagent.errors import IncompleteError, NotFoundError, RefusedError, UsageError
 from bootagent.journal import Outcome
 from bootagent.model import DatasetKind, Prop
 from bootagent.transfer.manifest import Manifest
@@ -215,8 +215,9 @@ def test_an_export_cut_off_is_resumed_by_the_next_one(
     envs: BootEnvironments, net: Network, here: Machine, store: Machine
 ) -> None:
     store.cut_after = 330  # the connection drops after the header and a little
-    with pytest.raises(Exception, match="resume token"):
+    with pytest.raises(IncompleteError, match="cut off after .*kept what arrived") as cut:
         exporter(envs, net).export("beta@s3", parse_location(STORE))
+    assert cut.value.hint == "run the same export again: it sends the rest first"
     stored = "tank/exports/web1/beta/root"
     assert store.tokens  # partially-complete state saved on the host
     done = exporter(envs, net).export("beta@s3", parse_location(STORE))
