@@ -60,3 +60,21 @@ def wait_for_port(m: Machine, ip: str, port: int, timeout: int = 180) -> None:
         f"timeout {timeout} bash -c 'until echo > /dev/tcp/{ip}/{port}; do sleep 1; done' 2>/dev/null",
         timeout + 30,
     )
+
+
+# what an operator does once: the client's key on the server, the server's key accepted on first use
+_SSH_CLIENT = """set -e
+mkdir -p /root/.ssh && chmod 700 /root/.ssh
+[ -f /root/.ssh/id_ed25519 ] || ssh-keygen -q -t ed25519 -N '' -f /root/.ssh/id_ed25519
+printf 'Host *\\n  StrictHostKeyChecking accept-new\\n' > /root/.ssh/config
+"""
+
+
+def trust_ssh(client: Machine, server: Machine, server_ip: str) -> None:
+    """sshd on `server` (the image has it disabled), and root on `client` let in with a key."""
+    server.check("systemctl start ssh && mkdir -p /root/.ssh && chmod 700 /root/.ssh")
+    client.check(_SSH_CLIENT)
+    server.put_file("/root/.ssh/authorized_keys", client.check("cat /root/.ssh/id_ed25519.pub").encode())
+    server.check("chmod 600 /root/.ssh/authorized_keys")
+    wait_for_port(client, server_ip, 22)
+    client.check(f"ssh -o BatchMode=yes root@{server_ip} true", 300)

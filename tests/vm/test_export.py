@@ -14,19 +14,12 @@ import pytest
 
 from testbed.layout import be_dataset
 from testbed.machine import Machine
-from testbed.network import link, wait_for_port
+from testbed.network import link, trust_ssh
 
 pytestmark = [pytest.mark.vm, pytest.mark.timeout(3600)]
 
 STORE_DATASET = "rpool/exports"
 WAIT = 900.0
-
-# what an operator does once: the client's key on the storage host, the host's key accepted on first use
-SSH_CLIENT = """set -e
-mkdir -p /root/.ssh && chmod 700 /root/.ssh
-[ -f /root/.ssh/id_ed25519 ] || ssh-keygen -q -t ed25519 -N '' -f /root/.ssh/id_ed25519
-printf 'Host *\\n  StrictHostKeyChecking accept-new\\n' > /root/.ssh/config
-"""
 
 # the connection drops after this many bytes: a wrapper in front of ssh for one command
 CUT_SSH = """set -e
@@ -67,13 +60,9 @@ def test_export_to_a_storage_host_resume_verify_expire_and_import_back(
     net = link(host, client)
     store = f"ssh://root@{net.ip(host)}/{STORE_DATASET}"
 
-    # the storage host: a dataset for exports, and sshd
-    host.check(f"zfs create -o canmount=off -o mountpoint=none {STORE_DATASET} && systemctl start ssh")
-    client.check(SSH_CLIENT)
-    host.check("mkdir -p /root/.ssh")
-    host.put_file("/root/.ssh/authorized_keys", client.check("cat /root/.ssh/id_ed25519.pub").encode())
-    host.check("chmod 700 /root/.ssh && chmod 600 /root/.ssh/authorized_keys")
-    wait_for_port(client, net.ip(host), 22)
+    # the storage host: a dataset for exports, and sshd letting the client in with its key
+    host.check(f"zfs create -o canmount=off -o mountpoint=none {STORE_DATASET}")
+    trust_ssh(client, host, net.ip(host))
 
     # an environment with something of its own, exported whole
     client.check("bootagent create web", 600)
@@ -165,6 +154,15 @@ def test_export_to_a_storage_host_resume_verify_expire_and_import_back(
     assert got["environment"] == "web"
     assert got["snapshot"] == cut_snap
     print(f"import: {got['bytes']} bytes in {got['seconds']} s")
+    # the fleet's view of it: the last export's age
+    status = json.loads(client.check("bootagent status --json"))
+    assert status["last_export_epoch"] is None  # web, the exported one, was destroyed and imported anew
+    client.check(f"bootagent export web@{cut_snap} - >/dev/null 2>&1", 1200)  # to nowhere, but whole
+    prom = client.check(
+        "mkdir -p /var/lib/prometheus/node-exporter && systemctl start bootagent-textfile.service && "
+        "cat /var/lib/prometheus/node-exporter/bootagent.prom"
+    )
+    assert re.search(r"^bootagent_last_export_timestamp_seconds [0-9.e+]+$", prom, re.M), prom
     client.check("bootagent activate web")
     client.reboot()
     client.wait_for_boot(WAIT)
