@@ -19,6 +19,7 @@ class QMP:
         self.timeout = timeout
         self._sock: socket.socket | None = None
         self._buf = b""
+        self.events: list[dict[str, Any]] = []  # asynchronous events seen (SHUTDOWN, RESET, ...)
 
     def connect(self) -> None:
         deadline = time.monotonic() + self.timeout
@@ -60,10 +61,24 @@ class QMP:
         while True:
             reply = self._read()
             if "event" in reply:
+                self.events.append(reply)
                 continue
             if "error" in reply:
                 raise QMPError(f"QMP {command}: {reply['error']}")
             return reply.get("return")
+
+    def shutdown_reason(self) -> str | None:
+        """After QEMU exited: read what it still sent (it sends SHUTDOWN before it goes) and return the
+        reason of its last SHUTDOWN event ("guest-reset", "guest-shutdown", "host-qmp-quit", ...)."""
+        if self._sock is not None:
+            self._sock.settimeout(5)
+            try:
+                while True:
+                    self.events.append(self._read())
+            except (QMPError, OSError, ValueError):
+                pass
+        reasons = [e.get("data", {}).get("reason") for e in self.events if e.get("event") == "SHUTDOWN"]
+        return reasons[-1] if reasons else None
 
     def close(self) -> None:
         if self._sock is not None:
