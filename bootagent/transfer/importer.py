@@ -255,9 +255,12 @@ class Importer:
             raise NotFoundError(
                 f"{container} on {host.host} holds no export", hint="see 'bootagent store list'"
             )
-        chosen = next((s for s in root_snaps if s.short == snap_name), None) if snap_name else root_snaps[-1]
-        if chosen is None:
-            raise NotFoundError(f"{container}/root@{snap_name} is not on {host.host}")
+        if snap_name:
+            chosen = next((s for s in root_snaps if s.short == snap_name), None)
+            if chosen is None:
+                raise NotFoundError(f"{container}/root@{snap_name} is not on {host.host}")
+        else:  # the newest complete export (a receive finished by a later export may have no manifest)
+            chosen = next((s for s in reversed(root_snaps) if s.manifest), root_snaps[-1])
         manifest = Manifest.from_json(chosen.manifest, where=chosen.name) if chosen.manifest else None
         if manifest is None:
             raise RefusedError(

@@ -283,6 +283,18 @@ def test_import_from_the_host_is_a_clone_and_a_difference_when_the_base_is_here(
     assert here.zfs.nodes["rpool/ROOT/beta2"].files == here.zfs.nodes["rpool/ROOT/beta@s3"].files
 
 
+def test_import_from_the_host_takes_the_newest_complete_export(
+    envs: BootEnvironments, net: Network, here: Machine, store: Machine
+) -> None:
+    exporter(envs, net).export("beta@s2", parse_location(STORE))
+    exporter(envs, net).export("beta@s3", parse_location(STORE))
+    del store.zfs.nodes["tank/exports/web1/beta/root@s3"].user_props[MANIFEST]  # as if never recorded
+    got = importer(envs, net).import_(parse_location(STORE + "/web1/beta"), name="b2")
+    assert got.snapshot == "s2"
+    with pytest.raises(RefusedError, match="has no manifest"):
+        importer(envs, net).import_(parse_location(STORE + "/web1/beta@s3"), name="b3")
+
+
 def test_import_from_the_host_refuses_an_unfinished_export(
     envs: BootEnvironments, net: Network, store: Machine
 ) -> None:
