@@ -862,6 +862,7 @@ def main(
     raw = list(sys.argv[1:] if argv is None else argv)
     want_json = "--json" in raw
     debug = "--debug" in raw
+    said = out  # where the result (or the error) is said: stderr when stdout carries an export's stream
     try:
         try:
             args = build_parser().parse_args(raw)
@@ -869,6 +870,8 @@ def main(
             return int(exc.code or 0) if not isinstance(exc.code, str) else int(ExitCode.USAGE)
         _setup_logging(args.debug)
         args.stdout_bytes = stdout_bytes  # export to '-': where the stream goes (default: stdout's bytes)
+        if getattr(args, "stdout_is_data", False) and args.location == "-":
+            said = err
         result: Output
         if getattr(args, "apt_hook", False):
             return cmd_apt_hook(args, backend, menu, runner, err)
@@ -896,10 +899,10 @@ def main(
         if want_json:
             json.dump(
                 {"error": exc.message, "hint": exc.hint, "exit_code": int(exc.exit_code)},
-                out,
+                said,
                 ensure_ascii=False,
             )
-            out.write("\n")
+            said.write("\n")
         err.write(f"bootagent: error: {exc.message}\n")
         if exc.hint:
             err.write(f"hint: {exc.hint}\n")
@@ -922,8 +925,6 @@ def main(
     try:
         for warning in result.warnings:
             err.write(f"bootagent: warning: {warning}\n")
-        # export to '-': standard output carries the stream, so what is said about it goes to stderr
-        said = err if getattr(args, "stdout_is_data", False) and args.location == "-" else out
         if want_json or args.json:
             json.dump(result.data, said, indent=2, ensure_ascii=False)
             said.write("\n")

@@ -128,3 +128,17 @@ def test_export_to_standard_output_keeps_it_for_the_stream(tmp_path: Path) -> No
     assert out.getvalue() == ""
     assert "exported beta@s3 to -" in err.getvalue()
     assert data.getvalue()[8:16] == (0x2F5BACBAC).to_bytes(8, "little")
+    # an error, even as JSON, is not written into the stream either
+    out, err = io.StringIO(), io.StringIO()
+    code = main(
+        ["--config", str(config), "--json", "export", "beta@nope", "-"],
+        backend=lambda: machine.zfs,
+        runner=network,
+        streams=network,
+        stdout=out,
+        stderr=err,
+        stdout_bytes=io.BytesIO(),
+    )
+    assert code == 4
+    assert out.getvalue() == ""
+    assert '"exit_code": 4' in err.getvalue()
