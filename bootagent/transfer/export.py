@@ -157,6 +157,12 @@ class Exporter:
                 return self._to_host(env, snap, location, full=full, as_name=as_name or env.name)
         if as_name is not None or full:
             raise UsageError("--as and --full are for a storage host")
+        if isinstance(location, StreamFile):  # before a snapshot is taken for it
+            for path in (location.path, location.part_path("boot"), location.manifest):
+                if os.path.exists(path):
+                    raise RefusedError(
+                        f"{path} exists", hint="an export never overwrites a file; choose another"
+                    )
         env, snap = self._snapshot(target)
         with self._recorded(env, snap, location):
             return self._to_stream(env, snap, location, base, manifest_path)

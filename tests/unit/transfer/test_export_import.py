@@ -72,9 +72,12 @@ def test_an_export_without_a_snapshot_takes_one_first(
 
 def test_a_file_is_never_overwritten(envs: BootEnvironments, net: Network, tmp_path: Path) -> None:
     (tmp_path / "b.zfs").write_bytes(b"precious")
-    with pytest.raises(RefusedError, match="exists"):
-        exporter(envs, net).export("beta@s3", StreamFile(str(tmp_path / "b.zfs")))
+    snapshots = len(envs.inventory().find("beta").snapshots)
+    for target in ("beta@s3", "beta"):
+        with pytest.raises(RefusedError, match="exists"):
+            exporter(envs, net).export(target, StreamFile(str(tmp_path / "b.zfs")))
     assert (tmp_path / "b.zfs").read_bytes() == b"precious"
+    assert len(envs.inventory().find("beta").snapshots) == snapshots  # refused before any snapshot
 
 
 def test_a_failed_send_leaves_no_stream_that_looks_whole(
