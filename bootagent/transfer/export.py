@@ -153,8 +153,8 @@ class Exporter:
             if base is not None:
                 raise UsageError("--base is for files: a storage host is asked what it already has")
             env, snap = self._snapshot(target)
-            with self._recorded(env, snap, location):
-                return self._to_host(env, snap, location, full=full, as_name=as_name or env.name)
+            with self._recorded(env, snap, location), self.streams.multiplexed(location) as host:
+                return self._to_host(env, snap, host, full=full, as_name=as_name or env.name)
         if as_name is not None or full:
             raise UsageError("--as and --full are for a storage host")
         if isinstance(location, StreamFile):  # before a snapshot is taken for it

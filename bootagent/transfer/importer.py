@@ -13,7 +13,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import IO, TextIO
 
 from bootagent.environments import BootEnvironments
@@ -76,7 +76,7 @@ def split_store_source(host: StorageHost) -> tuple[StorageHost, str, str, str | 
             f"{host}: name the export as STORE/MACHINE/ENVIRONMENT[@SNAPSHOT]",
             hint="'bootagent store list ssh://HOST/STORE' shows what is stored",
         )
-    store = StorageHost(host=host.host, dataset="/".join(parts[:-2]), user=host.user, port=host.port)
+    store = replace(host, dataset="/".join(parts[:-2]))
     return store, parts[-2], parts[-1], snap or None
 
 
@@ -152,7 +152,8 @@ class Importer:
     ) -> ImportResult:
         self.envs.resume_pending()
         if isinstance(location, StorageHost):
-            return self._from_host(location, name)
+            with self.streams.multiplexed(location) as host:
+                return self._from_host(host, name)
         manifest: Manifest | None = None
         path = location.manifest if isinstance(location, StreamFile) else manifest_path
         if path and not no_manifest:

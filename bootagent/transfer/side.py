@@ -4,11 +4,13 @@ storage host through ssh). Byte streams go through `Streams`; everything else th
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import subprocess
 import tempfile
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, replace
 from typing import IO, Protocol
 
 from bootagent.errors import CommandError
@@ -22,6 +24,8 @@ EXPORTED = PROP_PREFIX + "exported"  # epoch seconds, on a stored snapshot: when
 MANIFEST = PROP_PREFIX + "manifest"  # the manifest (compact JSON), on a stored snapshot
 MACHINE = PROP_PREFIX + "machine"  # on a stored environment: the machine it came from
 LIST_TIMEOUT = 300.0
+MASTER_TIMEOUT = 90.0  # ssh's connect and authentication, on a slow link or CPU
+LOG = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -144,6 +148,9 @@ class Streams(Protocol):
     def writer(self, argv: Sequence[str]) -> Proc:
         """A process whose standard input is written."""
 
+    def multiplexed(self, host: StorageHost) -> AbstractContextManager[StorageHost]:
+        """`host` reached through one ssh connection while the block runs (or as it is, if that fails)."""
+
 
 class _Popen:
     def __init__(self, argv: Sequence[str], *, read: bool) -> None:
@@ -191,3 +198,34 @@ class ProcessStreams:
 
     def writer(self, argv: Sequence[str]) -> Proc:
         return _Popen(argv, read=False)
+
+    @contextlib.contextmanager
+    def multiplexed(self, host: StorageHost) -> Iterator[StorageHost]:
+        # the master gets no pipes: a background process holding them would keep a reader waiting
+        with tempfile.TemporaryDirectory(prefix="bootagent-ssh-") as tmp:
+            control = os.path.join(tmp, "control")
+            try:
+                started = _quiet(host.master_argv(control), MASTER_TIMEOUT) == 0
+            except (OSError, subprocess.TimeoutExpired):
+                started = False
+            if not started:
+                LOG.info("no ssh master connection to %s; each command connects on its own", host.host)
+                yield host
+                return
+            try:
+                yield replace(host, control=control)
+            finally:
+                with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+                    _quiet(host.exit_argv(control), 30)
+
+
+def _quiet(argv: list[str], timeout: float) -> int:
+    return subprocess.run(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=timeout,
+        env={**os.environ, "LC_ALL": "C"},
+        check=False,
+    ).returncode

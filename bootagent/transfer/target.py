@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bootagent.errors import UsageError
 
@@ -47,14 +47,36 @@ class StorageHost:
     dataset: str  # where the exports live on the host (an import names STORE/MACHINE/ENV[@SNAPSHOT])
     user: str | None = None
     port: int | None = None
+    control: str | None = field(default=None, compare=False)  # ssh's ControlPath while a master runs
 
-    def ssh_argv(self, argv: list[str]) -> list[str]:
-        """ssh with a batch mode (never a password prompt in a script) and the command quoted once."""
+    def _opts(self) -> list[str]:
         opts = ["-o", "BatchMode=yes", "-o", "ConnectTimeout=30", "-o", "ServerAliveInterval=30"]
         if self.port is not None:
             opts += ["-p", str(self.port)]
-        dest = f"{self.user}@{self.host}" if self.user else self.host
-        return ["ssh", *opts, dest, "--", shlex.join(argv)]
+        return opts
+
+    @property
+    def destination(self) -> str:
+        return f"{self.user}@{self.host}" if self.user else self.host
+
+    def ssh_argv(self, argv: list[str]) -> list[str]:
+        """ssh with a batch mode (never a password prompt in a script) and the command quoted once; through
+        the transfer's one connection when a master runs (ssh falls back to its own if it is gone)."""
+        opts = self._opts()
+        if self.control:
+            opts += ["-o", "ControlMaster=no", "-o", f"ControlPath={self.control}"]
+        return ["ssh", *opts, self.destination, "--", shlex.join(argv)]
+
+    def master_argv(self, control: str) -> list[str]:
+        """One connection for all the commands of a transfer (each handshake costs, most of all on slow
+        CPUs): a master in the background once authenticated (-f), running nothing (-N)."""
+        return [
+            "ssh", *self._opts(), "-o", "ControlMaster=yes", "-o", f"ControlPath={control}",
+            "-o", "ControlPersist=yes", "-f", "-N", self.destination,
+        ]  # fmt: skip
+
+    def exit_argv(self, control: str) -> list[str]:
+        return ["ssh", "-o", f"ControlPath={control}", "-O", "exit", self.destination]
 
     def environment(self, machine: str, environment: str) -> str:
         return f"{self.dataset}/{machine}/{environment}"

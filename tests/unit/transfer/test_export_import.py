@@ -211,7 +211,10 @@ def test_the_first_export_to_a_host_is_whole_and_the_next_only_the_difference(
     again = exporter(envs, net).export("beta@s3", parse_location(STORE))
     assert again.parts[0].skipped
     assert again.bytes == 0
-    assert all(a[0] == "ssh" for a in net.ssh)
+    # every command went through the export's one ssh connection (a master started and stopped each time)
+    assert all("ControlPath=/run/fake/control" in a for a in net.ssh)
+    assert [m[-1] for m in net.masters] == ["backup@store1"] * 6
+    assert net.masters[1][-3:-1] == ["-O", "exit"]
 
 
 def test_an_export_cut_off_is_resumed_by_the_next_one(

@@ -8,19 +8,21 @@ damaged or cut stream is refused; with -s a cut one leaves a resume token.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
 import shlex
 import struct
 import zlib
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 from bootagent.errors import CommandError
 from bootagent.model import DatasetKind
 from bootagent.runner import CommandResult
 from bootagent.transfer.stream import DMU_BACKUP_MAGIC
+from bootagent.transfer.target import StorageHost
 from tests.fakes import FakeZfs, Node
 
 
@@ -298,6 +300,7 @@ class Network:
         self.here = here
         self.hosts = hosts
         self.ssh: list[list[str]] = []
+        self.masters: list[list[str]] = []  # master connections started and stopped
 
     def _route(self, argv: Sequence[str]) -> tuple[Machine, list[str]]:
         args = list(argv)
@@ -326,6 +329,13 @@ class Network:
         return CommandResult(tuple(argv), code, out, err)
 
     # Streams
+    @contextlib.contextmanager
+    def multiplexed(self, host: StorageHost) -> Iterator[StorageHost]:
+        """As ssh's master connection would: the commands inside carry its ControlPath."""
+        self.masters.append(host.master_argv("/run/fake/control"))
+        yield replace(host, control="/run/fake/control")
+        self.masters.append(host.exit_argv("/run/fake/control"))
+
     def reader(self, argv: Sequence[str]) -> Ended:
         machine, args = self._route(argv)
         assert args[:2] == ["zfs", "send"], args
