@@ -600,7 +600,8 @@ def cmd_export(ctx: Context, args: argparse.Namespace) -> Output:
     done = transfer.cmd_export(
         ctx, args, runner=ctx.runner, streams=ctx.streams, stdout=getattr(args, "stdout_bytes", None)
     )
-    return _environments_changed(ctx, Output(done.data, done.text))  # it made a snapshot, maybe
+    # no environment comes or goes (a snapshot at most, which GRUB's menu does not list): no update-grub
+    return Output(done.data, done.text)
 
 
 def cmd_import(ctx: Context, args: argparse.Namespace) -> Output:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from bootagent.bootmenu import MenuRefresh
 from bootagent.cli.main import main
 from bootagent.environments import BootEnvironments
 from bootagent.transfer.side import Side
@@ -115,9 +116,17 @@ def test_export_to_standard_output_keeps_it_for_the_stream(tmp_path: Path) -> No
     out, err = io.StringIO(), io.StringIO()
     config = tmp_path / "bootagent.yaml"
     config.write_text(f"pool: rpool\ngrubenv: {tmp_path}/grubenv\ngrub_update: false\n")
+    refreshed: list[str] = []
+
+    class Menu:
+        def refresh(self) -> MenuRefresh:
+            refreshed.append("update-grub")
+            return MenuRefresh(True)
+
     code = main(
         ["--config", str(config), "export", "beta@s3", "-", "--machine", "web1"],
         backend=lambda: machine.zfs,
+        menu=lambda _config: Menu(),
         runner=network,
         streams=network,
         stdout=out,
@@ -126,6 +135,7 @@ def test_export_to_standard_output_keeps_it_for_the_stream(tmp_path: Path) -> No
     )
     assert code == 0, err.getvalue()
     assert out.getvalue() == ""
+    assert refreshed == []  # no environment came or went: GRUB's menu is not made again
     assert "exported beta@s3 to -" in err.getvalue()
     assert data.getvalue()[8:16] == (0x2F5BACBAC).to_bytes(8, "little")
     # an error, even as JSON, is not written into the stream either
