@@ -43,12 +43,8 @@ class FileEnd:
             return
         self._stream.close()
         if self.partial:
-            with_missing_ok(self.partial)
-
-
-def with_missing_ok(path: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.partial)
 
 
 def copy(

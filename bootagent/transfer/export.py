@@ -20,6 +20,7 @@ from typing import IO, TextIO
 from bootagent import __version__
 from bootagent.environments import BootEnvironments
 from bootagent.errors import CommandError, IncompleteError, RefusedError, UsageError
+from bootagent.fsutil import atomic_write
 from bootagent.model import BootEnvironment, CreatedBy, Prop, Snapshot
 from bootagent.names import split_target, validate_name
 from bootagent.pairs import boot_refusal
@@ -27,7 +28,7 @@ from bootagent.transfer import base as choice
 from bootagent.transfer.copy import FileEnd, copy
 from bootagent.transfer.manifest import Manifest, Part
 from bootagent.transfer.progress import ProgressLine, size
-from bootagent.transfer.side import EXPORTED, MACHINE, MANIFEST, Side, Streams
+from bootagent.transfer.side import EXPORTED, MACHINE, MANIFEST, Side, Streams, send_flags
 from bootagent.transfer.target import Location, Stdio, StorageHost, StreamFile
 from bootagent.zfs.cli import translate_command_error
 
@@ -66,12 +67,6 @@ class ExportResult:
     @property
     def bytes(self) -> int:
         return sum(p.bytes for p in self.parts)
-
-
-def send_flags(raw: bool) -> list[str]:
-    """Raw for encrypted datasets (still encrypted, the key stays here); else large blocks, embedded and
-    compressed blocks as they are on disk."""
-    return ["-w"] if raw else ["-L", "-e", "-c"]
 
 
 class Exporter:
@@ -230,7 +225,7 @@ class Exporter:
         manifest = self._manifest(env, snap, manifest_parts)
         path = location.manifest if isinstance(location, StreamFile) else manifest_path
         if path:
-            _write_atomically(path, manifest.to_json())
+            atomic_write(path, manifest.to_json().encode())
         return ExportResult(manifest, str(location), tuple(results))
 
     def _guid(self, snapshot: str) -> int:
@@ -393,12 +388,3 @@ class Exporter:
             raise translate_command_error(exc, what=f"sending {what} {remote.where}") from None
         bar.done(copied.bytes, copied.seconds)
         return PartResult("", what, dest, copied.bytes, copied.seconds, base), copied.sha256
-
-
-def _write_atomically(path: str, text: str) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)

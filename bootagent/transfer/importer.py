@@ -23,7 +23,7 @@ from bootagent.names import validate_name
 from bootagent.transfer.copy import FileEnd, copy
 from bootagent.transfer.manifest import Manifest, Part
 from bootagent.transfer.progress import ProgressLine
-from bootagent.transfer.side import Proc, Side, Stored, Streams
+from bootagent.transfer.side import Proc, Side, Stored, Streams, send_flags
 from bootagent.transfer.stream import HEADER_SIZE, StreamHeader, read_exactly
 from bootagent.transfer.target import Location, StorageHost, StreamFile
 
@@ -115,13 +115,19 @@ class Importer:
             raise RefusedError(f"{boot} exists", hint="give the new one another name with --name")
         return dataset, boot
 
-    def _local_base(self, guid: int, part: str) -> str:
-        """The snapshot here an incremental stream was made against (any environment's, by guid)."""
+    def _here_by_guid(self, part: str) -> dict[int, str]:
+        """This machine's snapshots of every environment (the root halves, or the /boot halves), by guid."""
         roots = [self.envs.root] if part == "root" else [r for r in [self.envs.layout.boot] if r]
+        here: dict[int, str] = {}
         for root in roots:
             for snap in self.local.snapshots(root, recursive=True):
-                if snap.guid == guid:
-                    return snap.name
+                here.setdefault(snap.guid, snap.name)
+        return here
+
+    def _local_base(self, guid: int, part: str) -> str:
+        """The snapshot here an incremental stream was made against (any environment's, by guid)."""
+        if (name := self._here_by_guid(part).get(guid)) is not None:
+            return name
         raise RefusedError(
             "the stream is only a difference, and the snapshot it was made against is not on this machine",
             hint="import a full export first (a first export is whole), or the one it was made from",
@@ -281,7 +287,7 @@ class Importer:
                 raise RefusedError(f"{stored} on {host.host} lacks the snapshot its manifest names")
             base_local, base_remote = self._common_base(snaps, wanted.createtxg, part.part)
             raw = remote.value(stored, "encryption") not in (None, "off")
-            args = ["-w"] if raw else ["-L", "-e", "-c"]
+            args = send_flags(raw)
             if base_remote:
                 args += ["-i", f"@{base_remote}"]
             args.append(wanted.name)
@@ -305,11 +311,7 @@ class Importer:
         self, remote_snaps: list[Stored], wanted_txg: int, part: str
     ) -> tuple[str | None, str | None]:
         """The newest stored snapshot older than the wanted one that this machine also has (by guid)."""
-        roots = [self.envs.root] if part == "root" else [r for r in [self.envs.layout.boot] if r]
-        here: dict[int, str] = {}
-        for root in roots:
-            for snap in self.local.snapshots(root, recursive=True):
-                here.setdefault(snap.guid, snap.name)
+        here = self._here_by_guid(part)
         for snap in reversed(remote_snaps):
             if snap.createtxg < wanted_txg and snap.guid in here:
                 return here[snap.guid], snap.short

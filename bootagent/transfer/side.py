@@ -128,6 +128,12 @@ class Side:
         return None
 
 
+def send_flags(raw: bool) -> list[str]:
+    """Raw for encrypted datasets (still encrypted, the key stays on the sender); else large blocks,
+    embedded and compressed blocks as they are on disk."""
+    return ["-w"] if raw else ["-L", "-e", "-c"]
+
+
 # --- byte streams -----------------------------------------------------------------------------------
 class Proc(Protocol):
     """A process one end of a pipe is connected to."""
