@@ -236,7 +236,8 @@ class MenuState:
         """Whole seconds left before the default boots, or None when no countdown runs."""
         if self.deadline is None:
             return None
-        return max(0, math.ceil(self.deadline - self.now))
+        # rounded first: (now + 30) - now is 30.000000000000004 for many a clock value, and "31 s" is wrong
+        return max(0, math.ceil(round(self.deadline - self.now, 6)))
 
     def history(self) -> list[Snapshot]:
         if self.inventory is None or self.history_env is None:

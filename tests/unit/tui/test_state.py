@@ -72,6 +72,17 @@ def test_starts_on_the_default_with_a_countdown(session: FakeSession) -> None:
     assert st.countdown() == 7
 
 
+def test_the_countdown_starts_at_its_timeout_whatever_the_clock(session: FakeSession) -> None:
+    """(2.7674 + 30) - 2.7674 is 30.000000000000004: the first figure shown was once 31."""
+    for now in (0.0, 2.7674, 2.7811, 1234.5678, 987654.321):
+        st = initial_state(session, MenuSettings(timeout=30), now)
+        assert st.countdown() == 30, now
+        st.tick(now + 0.5)
+        assert st.countdown() == 30
+        st.tick(now + 29.0)
+        assert st.countdown() == 1
+
+
 def test_any_key_stops_the_countdown(session: FakeSession) -> None:
     st = make(session, timeout=10)
     assert st.handle("x") == []
