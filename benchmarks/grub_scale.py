@@ -1,5 +1,5 @@
 """GRUB's menu for a big pool: what `bootagent grub-menu` writes for 500 environments x 20 snapshots
-against 10 x 20.
+against 10 x 20, with the package's default entry limit (`grub_entries: 20`) and without one (0).
 
     .venv/bin/python benchmarks/grub_scale.py [--rounds N]
 
@@ -30,6 +30,7 @@ from tests.unit.tui.fake_session import FakeSession
 
 SIZES = (10, 500)
 SNAPSHOTS = 20
+LIMITS = (Config().grub_entries, 0)
 
 
 def no_tools(argv: Sequence[str], **_: Any) -> CommandResult:
@@ -37,13 +38,12 @@ def no_tools(argv: Sequence[str], **_: Any) -> CommandResult:
     return CommandResult(tuple(argv), 1, "", "not run by the benchmark")
 
 
-def one(n: int) -> tuple[str, float]:
+def one(n: int, limit: int) -> tuple[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         session = FakeSession(Path(tmp), environments=n - 3, snapshots=SNAPSHOTS, running=True)
+        config = Config(pool="rpool", grub_entries=limit)
         started = time.perf_counter()
-        text = render(
-            generate(Config(pool="rpool"), MenuSources(zfs=session.zfs, runner=no_tools, environ={}))
-        )
+        text = render(generate(config, MenuSources(zfs=session.zfs, runner=no_tools, environ={})))
         return text, time.perf_counter() - started
 
 
@@ -51,35 +51,35 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    figures: dict[int, dict[str, Any]] = {}
-    for n in SIZES:
-        times = []
-        text = ""
-        for _ in range(args.rounds):
-            text, seconds = one(n)
-            times.append(seconds)
-        figures[n] = {
-            "bytes": len(text.encode()),
-            "entries": text.count("menuentry "),
-            "submenus": text.count("submenu "),
-            "times": times,
-        }
     print(f"bootagent's part of grub.cfg, {SNAPSHOTS} snapshots per environment, {args.rounds} rounds")
-    head = f"{'environments':<14} {'bytes':>9} {'entries':>8} {'submenus':>9}"
+    head = f"{'environments':<14} {'grub_entries':>12} {'bytes':>9} {'entries':>8} {'submenus':>9}"
     print(f"{head} {'make (ms, median)':>18} {'spread':>14}")
-    for n in SIZES:
-        f = figures[n]
-        ms = [t * 1000 for t in f["times"]]
+    figures: dict[tuple[int, int], dict[str, Any]] = {}
+    for limit in LIMITS:
+        for n in SIZES:
+            times = []
+            text = ""
+            for _ in range(args.rounds):
+                text, seconds = one(n, limit)
+                times.append(seconds)
+            f = figures[n, limit] = {
+                "bytes": len(text.encode()),
+                "entries": text.count("menuentry "),
+                "submenus": text.count("submenu "),
+                "times": times,
+            }
+            ms = [t * 1000 for t in times]
+            print(
+                f"{n:<14} {limit or 'all':>12} {f['bytes']:>9} {f['entries']:>8} {f['submenus']:>9} "
+                f"{statistics.median(ms):>18.1f} {min(ms):>6.1f}-{max(ms):<7.1f}"
+            )
+    for limit in LIMITS:
+        small, big = figures[SIZES[0], limit], figures[SIZES[1], limit]
         print(
-            f"{n:<14} {f['bytes']:>9} {f['entries']:>8} {f['submenus']:>9} {statistics.median(ms):>18.1f} "
-            f"{min(ms):>6.1f}-{max(ms):<7.1f}"
+            f"ratio {SIZES[1]}/{SIZES[0]}, grub_entries {limit or 'all'}: "
+            f"bytes {big['bytes'] / small['bytes']:.1f}, entries {big['entries'] / small['entries']:.1f}, "
+            f"time {statistics.median(big['times']) / statistics.median(small['times']):.1f}"
         )
-    small, big = (figures[n] for n in SIZES)
-    print(
-        f"ratio {SIZES[1]}/{SIZES[0]}: bytes {big['bytes'] / small['bytes']:.1f}, "
-        f"entries {big['entries'] / small['entries']:.1f}, "
-        f"time {statistics.median(big['times']) / statistics.median(small['times']):.1f}"
-    )
     return 0
 
 

@@ -179,6 +179,9 @@ class Config:
     # regenerate grub.cfg with update-grub after environments come or go: auto = when the system has it,
     # true = always (a missing update-grub is a warning), false = never
     grub_update: Tristate = Tristate.AUTO
+    # GRUB entries for at most this many environments (the newest, plus the fallback and the last-known-good;
+    # the rest are in the agent's menu); 0 = one for every environment
+    grub_entries: int = 20
     retention: Retention = field(default_factory=Retention)
     recovery: Recovery = field(default_factory=Recovery)
     console: Console = field(default_factory=Console)
@@ -639,6 +642,7 @@ _TOP: Final[dict[str, _Check]] = {
         "path",
     ),
     "grub_update": _Checker.tristate,
+    "grub_entries": lambda c, k, n: c.integer(k, n, 0, 10000),
 }
 _TOP_ORDER: Final = (
     "pool",
@@ -647,6 +651,7 @@ _TOP_ORDER: Final = (
     "customer_datasets",
     "grubenv",
     "grub_update",
+    "grub_entries",
     "retention",
     "recovery",
     "console",

@@ -29,6 +29,7 @@ from bootagent.model import (
     Flag,
     Prop,
     Snapshot,
+    last_known_good,
     split_target,
     validate_name,
 )
@@ -153,8 +154,7 @@ class BootEnvironments:
         once = choice.once if choice.once in names else None
         if choice.once and once is None:
             LOG.warning("the next-boot choice %r names no existing environment; ignoring it", choice.once)
-        good = [e for e in envs if e.last_good is not None]
-        lkg = max(good, key=lambda e: e.last_good or 0).name if good else None
+        lkg = last_known_good(envs)
         return Inventory(
             pool=pool,
             root=self.root,

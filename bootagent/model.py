@@ -5,7 +5,7 @@ Plain frozen records and enums; no I/O here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -173,6 +173,12 @@ class BootEnvironment:
     boot_dataset: str | None = None  # the /boot half, in a two-pool layout (bootagent.pairs)
     missing_half: str | None = None  # why the pair is not whole: never booted, activated or cloned
     last_export: int | None = None  # Prop.LAST_EXPORT: epoch seconds of its last complete export
+
+
+def last_known_good(environments: Iterable[BootEnvironment]) -> str | None:
+    """The environment most recently marked good (its last boot passed the health checks)."""
+    good = [e for e in environments if e.last_good is not None]
+    return max(good, key=lambda e: e.last_good or 0).name if good else None
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from bootagent.grub.menu import (
     render,
 )
 from bootagent.inventory import assemble
-from bootagent.model import BootEnvironment
+from bootagent.model import BootEnvironment, last_known_good
 from bootagent.names import shown
 from bootagent.pairs import PairLayout, layout_for, pair_up
 from bootagent.runner import Runner, run
@@ -167,6 +167,8 @@ def menu_input(config: Config, sources: MenuSources, warnings: list[str]) -> Men
             else None
         ),
         boot=boot,
+        entry_limit=config.grub_entries,
+        always=tuple(n for n in (last_known_good(environments),) if n),
     )
 
 

@@ -11,7 +11,11 @@ the way `10_linux` honours it:
   rule and the environment has a kernel; otherwise GRUB says so and uses the next choice;
 - the **recovery entry** boots the same environment with `bootagent=menu` and also loads the agent's own
   image, `/boot/bootagent.img`;
-- **one entry per environment**, in a submenu unless `GRUB_DISABLE_SUBMENU` is set (as 10_linux does).
+- **one entry per environment**, in a submenu unless `GRUB_DISABLE_SUBMENU` is set (as 10_linux does), for
+  the newest `entry_limit` of them (`grub_entries` in the config) and, whatever their age, the fallback and
+  the last-known-good; the older ones are left to the agent's menu, which lists any number of them, with
+  one entry at the end that opens it. GRUB reads and parses all of grub.cfg at every boot (about 1 kB an
+  environment), so 500 environments would cost every boot, not only the ones that show the menu.
   Environments whose names the rule refuses are left out, each with a warning that says why.
 
 Kernel arguments: `GRUB_CMDLINE_LINUX` on every entry, `GRUB_CMDLINE_LINUX_DEFAULT` on all but the recovery
@@ -22,7 +26,7 @@ and each word is quoted for GRUB, so a `;` or a newline in /etc/default/grub can
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from bootagent.boot.cmdline import split_words
 from bootagent.grub import counting
@@ -40,6 +44,7 @@ AGENT_IMAGE = "bootagent.img"
 DEFAULT_ID = "bootagent-default"
 RECOVERY_ID = "bootagent-recovery"
 SUBMENU_ID = "bootagent-environments"
+MORE_ID = "bootagent-more"
 RESET = Var(RESET_VAR)
 RESET_IDS = {"keep-data": "bootagent-reset-keep-data", "erase-all": "bootagent-reset-erase-all"}
 RESET_TITLES = {
@@ -151,6 +156,8 @@ class MenuInput:
     protection: Protection | None = None
     reset_entries: bool = True  # the two factory reset entries
     boot: BootPool | None = None  # each environment's /boot on a pool of its own (bootagent.pairs)
+    entry_limit: int = 0  # entries for at most this many environments, the newest (0: every one)
+    always: tuple[str, ...] = ()  # environments with an entry whatever the limit (the last-known-good)
 
 
 @dataclass(frozen=True)
@@ -160,6 +167,7 @@ class Menu:
     input: MenuInput | None
     environments: tuple[str, ...]  # the ones that get an entry
     warnings: tuple[str, ...]
+    more: int = 0  # bootable environments left to the agent's menu (over the entry limit)
 
     @property
     def usable(self) -> bool:
@@ -187,20 +195,17 @@ def build(data: MenuInput, warnings: Sequence[str] = ()) -> Menu:
     if fallback is None:
         notes.append(f"no bootable boot environment under {data.pool}/{data.root}: bootagent adds no entries")
         return Menu(None, (), tuple(notes))
-    chosen = MenuInput(
-        pool=data.pool,
-        root=data.root,
-        environments=tuple(bootable),
-        fallback=fallback,
-        pool_uuid=data.pool_uuid,
-        grubenv=data.grubenv,
-        settings=data.settings,
-        counting=data.counting,
-        protection=data.protection,
-        reset_entries=data.reset_entries,
-        boot=data.boot,
-    )
-    return Menu(chosen, tuple(bootable), tuple(notes))
+    chosen = replace(data, environments=tuple(bootable), fallback=fallback)
+    listed = within_limit(bootable, data.entry_limit, {fallback, *data.always})
+    return Menu(chosen, listed, tuple(notes), more=len(bootable) - len(listed))
+
+
+def within_limit(names: Sequence[str], limit: int, always: set[str]) -> tuple[str, ...]:
+    """The environments that get an entry, oldest first: the newest `limit` (all when 0) and `always`."""
+    if limit <= 0 or len(names) <= limit:
+        return tuple(names)
+    newest = set(names[-limit:])
+    return tuple(n for n in names if n in newest or n in always)
 
 
 # --- writing ---------------------------------------------------------------------------------------------
@@ -485,6 +490,9 @@ def render(menu: Menu) -> str:
             recovery=False,
             indent=indent,
         )
+    if menu.more:  # the rest is the agent's to list
+        title = f"{os_name}, {menu.more} older boot environments: in the bootagent recovery menu"
+        per_env += _entry(data, quote(title), MORE_ID, BE, recovery=True, indent=indent)
     if data.settings.submenu and per_env:
         title = quote(f"{os_name}: all boot environments")
         out.append(command("submenu", title, *_open(data), "--id", SUBMENU_ID, "{"))

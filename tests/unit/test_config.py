@@ -707,6 +707,14 @@ def test_grub_update(tmp_path: Path) -> None:
     )
 
 
+def test_grub_entries(tmp_path: Path) -> None:
+    assert lenient(write(tmp_path, "")).config.grub_entries == 20
+    assert lenient(write(tmp_path, "grub_entries: 0\n")).config.grub_entries == 0
+    assert one_problem(tmp_path, "grub_entries: -1\n") == (
+        "1:15: grub_entries: expected an integer from 0 to 10000, got -1"
+    )
+
+
 # ------------------------------------------------------------------------------------------ hostile files
 
 
@@ -901,7 +909,7 @@ def test_did_you_mean_hints_stop_after_a_hundred(tmp_path: Path) -> None:
     assert len(found) == 101
     assert found[-1] == (
         "101:1: pol: unknown key; expected one of pool, boot_pool, layout, customer_datasets, grubenv, "
-        "grub_update, retention, recovery, console, journal, reset, protection, apt"
+        "grub_update, grub_entries, retention, recovery, console, journal, reset, protection, apt"
     )
     assert one_problem(tmp_path, "pol: tank\n") == "1:1: pol: unknown key; did you mean 'pool'?"
 
@@ -981,7 +989,8 @@ def test_nul_in_the_file_name() -> None:
 # Pieces of YAML and of this schema, so that random joins reach the checks and not only the parser.
 FRAGMENTS = [
     *("pool", "layout", "root", "factory", "factory_snapshot", "config_datasets", "state_dataset"),
-    *("customer_datasets", "grubenv", "grub_update", "retention", "keep_count", "max_age_days"),
+    *("customer_datasets", "grubenv", "grub_update", "grub_entries", "retention", "keep_count"),
+    *("max_age_days",),
     *("min_free_percent", "min_keep", "prune_created_by", "recovery", "boot_count_limit", "fallback"),
     *("last_resort", "console", "menu_timeout", "ascii", "color", "rows", "columns", "allow_shell"),
     *("journal", "max_entries", "auto", "menu", "reset-keep-data", "automatic", "manual", "tank"),

@@ -216,3 +216,17 @@ def test_on_two_pools_an_unreadable_boot_pool_gives_no_menu() -> None:
     assert (
         menu.warnings[0] == "cannot list the /boot halves in bpool2/BOOT: dataset does not exist: bpool2/BOOT"
     )
+
+
+def test_the_entry_limit_comes_from_the_config_and_keeps_the_last_known_good() -> None:
+    zfs = reference_pool()
+    for i in range(30):
+        zfs.add_fs(f"rpool/ROOT/extra{i:02d}", mountpoint="/", canmount="noauto")
+    zfs.nodes["rpool/ROOT/alpha"].user_props["org.bootagent:last-good"] = "1700000000"
+    menu = generate(Config(), sources(zfs))  # the default: 20
+    assert len(menu.environments) == 22
+    assert menu.environments[:2] == ("alpha", "beta")  # the last-known-good, and the pool's bootfs
+    assert menu.environments[2:] == tuple(f"extra{i:02d}" for i in range(10, 30))
+    assert menu.more == 11
+    assert "11 older boot environments: in the bootagent recovery menu" in render(menu)
+    assert generate(Config(grub_entries=0), sources(zfs)).more == 0

@@ -303,3 +303,39 @@ def test_the_grub_password_restricts_only_the_resets() -> None:
     entries = [c for c in cmds if c[0] in ("menuentry", "submenu")]
     restricted = [c[c.index("--id") + 1] for c in entries if "--unrestricted" not in c]
     assert restricted == list(RESETS)
+
+
+def entry_ids(text: str) -> list[str]:
+    return [c[c.index("--id") + 1] for c in commands(text) if c[0] in ("menuentry", "submenu")]
+
+
+@pytest.mark.subprocess
+def test_over_the_entry_limit_the_newest_the_fallback_and_the_last_good_keep_entries(tmp_path: Path) -> None:
+    names = tuple(f"be{i:02d}" for i in range(12))  # oldest first
+    menu = build(make(environments=names, fallback="be00", entry_limit=3, always=("be04",)))
+    assert menu.environments == ("be00", "be04", "be09", "be10", "be11")
+    assert menu.more == 7
+    text = render(menu)
+    grub_script_check(text, tmp_path)
+    ids = entry_ids(text)
+    envs = [i for i in ids if i.startswith("bootagent-be-")]
+    assert envs == [f"bootagent-be-{n}" for n in menu.environments]
+    # the rest is the agent's: one entry, last in the submenu, that opens its menu
+    assert ids[ids.index("bootagent-be-be11") + 1] == "bootagent-more"
+    more = next(c for c in commands(text) if c[0] == "menuentry" and "bootagent-more" in c)
+    assert more[1] == "GNU/Linux, 7 older boot environments: in the bootagent recovery menu"
+    menus = [c for c in linux_lines(text) if "bootagent=menu" in c]
+    assert len(menus) == 2  # the recovery entry and this one, both on the default environment
+    assert all(c[1] == "(${bootagent_dev})/ROOT/${bootagent_be}@/boot/vmlinuz" for c in menus)
+
+
+def test_within_the_entry_limit_or_without_one_every_environment_has_its_entry() -> None:
+    names = tuple(f"be{i:02d}" for i in range(12))
+    for limit in (0, 12, 50):
+        menu = build(make(environments=names, fallback="be03", entry_limit=limit))
+        assert menu.environments == names
+        assert menu.more == 0
+        assert "bootagent-more" not in render(menu)
+    # the limit counts bootable names only: a refused name neither takes a place nor counts as more
+    menu = build(make(environments=("a b", "be01", "be02"), fallback="be01", entry_limit=2))
+    assert (menu.environments, menu.more) == (("be01", "be02"), 0)
