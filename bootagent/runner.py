@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -54,6 +55,7 @@ def run(
     full_env.update(env or {})
     full_env["LC_ALL"] = "C"
     LOG.debug("run: %s", args)
+    started = time.monotonic()
     try:
         proc = subprocess.run(
             args,
@@ -81,6 +83,7 @@ def run(
             stderr=stderr,
             message=f"{args[0]} did not finish within {timeout:g} s",
         ) from None
+    LOG.debug("ran: %s: exit %d after %.3f s", args[0], proc.returncode, time.monotonic() - started)
     result = CommandResult(tuple(args), proc.returncode, proc.stdout, proc.stderr)
     if check and proc.returncode != 0:
         raise CommandError(args, returncode=proc.returncode, stderr=proc.stderr)

@@ -703,7 +703,7 @@ def _setup_logging(debug: bool) -> None:
         level=logging.DEBUG if debug else logging.WARNING,
         format="bootagent: %(levelname)s: %(message)s"
         if not debug
-        else "%(levelname)s %(name)s: %(message)s",
+        else "%(relativeCreated)7.0f ms %(levelname)s %(name)s: %(message)s",  # a timeline of the run
         stream=sys.stderr,
     )
 

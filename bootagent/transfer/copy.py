@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 from typing import IO
 
 from bootagent.errors import CommandError
 from bootagent.transfer.side import Proc
-from bootagent.transfer.stream import Copied, Progress, pump
+from bootagent.transfer.stream import Copied, NoSplice, Progress, pump, splice
 
 
 class FileEnd:
@@ -48,12 +49,18 @@ class FileEnd:
 
 
 def copy(
-    source: Proc | FileEnd, sink: Proc | FileEnd, *, first: bytes = b"", progress: Progress | None
+    source: Proc | FileEnd,
+    sink: Proc | FileEnd,
+    *,
+    first: bytes = b"",
+    progress: Progress | None,
+    checksum: bool = True,
 ) -> Copied:
-    """Pump source into sink. When the sink gives up (zfs receive refusing the stream), its error is the
-    one raised; when the source fails (zfs send), the sink is closed and the source's error raised."""
+    """Pump source into sink (hashing it when `checksum`; without, two pipes are joined in the kernel).
+    When the sink gives up (zfs receive refusing the stream), its error is the one raised; when the source
+    fails (zfs send), the sink is closed and the source's error raised."""
     try:
-        copied = pump(source.stream, sink.stream, first=first, progress=progress)
+        copied = _move(source.stream, sink.stream, first, progress, checksum)
     except BrokenPipeError:
         source.kill()
         _quietly(source)
@@ -75,6 +82,24 @@ def copy(
         raise
     sink.finish()
     return copied
+
+
+def _move(
+    source: IO[bytes], sink: IO[bytes], first: bytes, progress: Progress | None, checksum: bool
+) -> Copied:
+    if not checksum and not first and _pipe(source) and _pipe(sink):
+        try:
+            return splice(source.fileno(), sink.fileno(), progress=progress)
+        except NoSplice:
+            pass
+    return pump(source, sink, first=first, progress=progress, checksum=checksum)
+
+
+def _pipe(stream: IO[bytes]) -> bool:
+    try:
+        return stat.S_ISFIFO(os.fstat(stream.fileno()).st_mode)
+    except (OSError, ValueError, AttributeError):  # io.BytesIO has no descriptor
+        return False
 
 
 def _quietly(end: Proc | FileEnd) -> None:

@@ -2,8 +2,10 @@
 
 The manifest names the machine, environment and snapshot, and for each part (the root and, in a two-pool
 layout, the /boot half) the snapshot's guid (zfs receive keeps it), the guid it is incremental to, whether
-it is a raw (encrypted) stream, and the stream's size and SHA-256. Schema version 1; readers refuse other
-versions rather than guess.
+it is a raw (encrypted) stream, and the stream's size and SHA-256 -- of a file's or standard output's
+stream; a storage host's copy has none (null): its zfs receive checked every record and the guid is
+checked after, and the stream went from process to process without passing through bootagent. Schema
+version 2 (1 had a SHA-256 for every part); readers read both and refuse other versions rather than guess.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from bootagent.errors import RefusedError
 from bootagent.names import validate_name
 
 FORMAT = "bootagent-export"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READS = (1, 2)
 PARTS = ("root", "boot")
 
 
@@ -30,7 +33,7 @@ class Part:
     from_guid: int | None
     raw: bool  # zfs send -w: an encrypted dataset, sent still encrypted
     bytes: int
-    sha256: str
+    sha256: str | None  # None: a storage host's copy (see above)
     file: str | None = None  # the stream's file name, beside the manifest (file exports only)
 
 
@@ -72,8 +75,11 @@ class Manifest:
             raise bad(f"not JSON: {exc}") from None
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise bad(f'no "format": "{FORMAT}"')
-        if data.get("schema_version") != SCHEMA_VERSION:
-            raise bad(f"schema version {data.get('schema_version')!r}; this bootagent reads {SCHEMA_VERSION}")
+        if data.get("schema_version") not in READS:
+            raise bad(
+                f"schema version {data.get('schema_version')!r}; this bootagent reads "
+                + " and ".join(map(str, READS))
+            )
         try:
             parts = tuple(_part(p) for p in data["parts"])
             manifest = cls(
@@ -112,9 +118,11 @@ def _part(data: object) -> Part:
     name = _text(data["part"])
     if name not in PARTS:
         raise ValueError(f"unknown part {name!r}")
-    sha = _text(data["sha256"])
-    if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
+    sha = None if data["sha256"] is None else _text(data["sha256"])
+    if sha is not None and (len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha)):
         raise ValueError(f"sha256 {sha!r} is not 64 hex digits")
+    if sha is None and data.get("file") is not None:
+        raise ValueError("a file's stream has no sha256")
     from_snapshot = data.get("from_snapshot")
     from_guid = data.get("from_guid")
     if (from_snapshot is None) != (from_guid is None):

@@ -1,5 +1,6 @@
-"""Byte streams: the first record of a `zfs send` stream, and the pump that copies a stream with a checksum,
-a byte count and progress.
+"""Byte streams: the first record of a `zfs send` stream, and the pumps that copy a stream with a byte
+count and progress -- through this process with a checksum, or (no checksum wanted, pipe to pipe) moved by
+the kernel with splice(2), so that a copy costs what `zfs send | zfs receive` costs.
 
 The header is read only to check a stream against its manifest before `zfs receive` sees it (which stream
 it is, and what it is incremental to); ZFS checks every record's own checksum while receiving.
@@ -7,7 +8,9 @@ it is, and what it is incremental to); ZFS checks every record's own checksum wh
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
 import struct
 import time
 from collections.abc import Callable
@@ -69,7 +72,7 @@ class Writer(Protocol):
 @dataclass(frozen=True)
 class Copied:
     bytes: int
-    sha256: str
+    sha256: str | None  # None: not computed (a copy between two processes, checked by ZFS itself)
     seconds: float
 
     @property
@@ -87,20 +90,51 @@ def pump(
     first: bytes = b"",
     progress: Progress | None = None,
     clock: Callable[[], float] = time.monotonic,
+    checksum: bool = True,
 ) -> Copied:
-    """Copy `first` and then everything `source` has to `sink`, hashing it as it goes."""
-    digest = hashlib.sha256()
+    """Copy `first` and then everything `source` has to `sink`, hashing it as it goes (`checksum`)."""
+    digest = hashlib.sha256() if checksum else None
     total = 0
     started = clock()
     chunk = first or source.read(CHUNK)
     while chunk:
-        digest.update(chunk)
+        if digest is not None:
+            digest.update(chunk)
         sink.write(chunk)
         total += len(chunk)
         if progress is not None:
             progress(total)
         chunk = source.read(CHUNK)
-    return Copied(bytes=total, sha256=digest.hexdigest(), seconds=clock() - started)
+    return Copied(total, digest.hexdigest() if digest else None, clock() - started)
+
+
+class NoSplice(Exception):
+    """The kernel cannot splice between these two descriptors (nothing was moved)."""
+
+
+def splice(
+    source: int,
+    sink: int,
+    *,
+    progress: Progress | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> Copied:
+    """Move everything from the pipe `source` into the pipe `sink` inside the kernel (splice(2)): the bytes
+    never enter this process. Raises NoSplice when the very first call says the kernel cannot."""
+    total = 0
+    started = clock()
+    while True:
+        try:
+            moved = os.splice(source, sink, CHUNK)
+        except OSError as exc:
+            if total == 0 and exc.errno in (errno.EINVAL, errno.ENOSYS, errno.EBADF):
+                raise NoSplice(str(exc)) from None
+            raise
+        if moved == 0:
+            return Copied(total, None, clock() - started)
+        total += moved
+        if progress is not None:
+            progress(total)
 
 
 def read_exactly(source: Reader, n: int) -> bytes:

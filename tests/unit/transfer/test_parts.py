@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import os
 import struct
+import threading
 
 import pytest
+from pytest_mock import MockerFixture
 
 from bootagent.errors import RefusedError
 from bootagent.transfer.base import AlreadyThere, Full, Incremental, Refuse, Snap, choose_base
+from bootagent.transfer.copy import FileEnd, copy
 from bootagent.transfer.manifest import Manifest, Part
 from bootagent.transfer.progress import ProgressLine, duration, line, size
 from bootagent.transfer.stream import DMU_BACKUP_MAGIC, StreamHeader, pump
@@ -44,8 +49,6 @@ def test_the_pump_hashes_counts_and_reports() -> None:
     assert copied.bytes == 3_000_001 == len(sink.getvalue())
     assert seen[-1] == 3_000_001
     assert len(seen) == 4  # the first bytes, then 1 MiB chunks
-    import hashlib
-
     assert copied.sha256 == hashlib.sha256(b"a" + b"b" * 3_000_000).hexdigest()
 
 
@@ -71,12 +74,13 @@ def test_the_manifest_round_trips_and_refuses_what_it_cannot_trust() -> None:
     assert Manifest.from_json(m.to_json(compact=True), where="x") == m
     data = json.loads(m.to_json())
     changes: list[tuple[dict[str, object], str]] = [
-        ({"schema_version": 2}, "schema version 2"),
+        ({"schema_version": 3}, "schema version 3; this bootagent reads 1 and 2"),
         ({"format": "tar"}, "format"),
         ({"environment": "../x"}, "InvalidNameError|environment"),
         ({"parts": []}, "no root part"),
         ({"parts": [{**data["parts"][0], "sha256": "xyz"}]}, "64 hex"),
         ({"parts": [{**data["parts"][0], "file": "../etc/passwd"}]}, "plain name"),
+        ({"parts": [{**data["parts"][0], "sha256": None}]}, "a file's stream has no sha256"),
         ({"parts": [{**data["parts"][0], "from_guid": 3}]}, "go together"),
         ({"parts": [data["parts"][0], data["parts"][0]]}, "twice"),
         ({"exported": -1}, "non-negative"),
@@ -86,6 +90,10 @@ def test_the_manifest_round_trips_and_refuses_what_it_cannot_trust() -> None:
             Manifest.from_json(json.dumps({**data, **change}), where="m.json")
     with pytest.raises(RefusedError, match="not JSON"):
         Manifest.from_json("{", where="m.json")
+    # schema 1 (a SHA-256 for every part) is still read; a storage host's copy has none
+    assert Manifest.from_json(json.dumps({**data, "schema_version": 1}), where="x") == m
+    stored = manifest(sha256=None, file=None)
+    assert Manifest.from_json(stored.to_json(compact=True), where="x") == stored
 
 
 SNAPS = [Snap("s1", 11, 1), Snap("s2", 22, 2), Snap("s3", 33, 3)]
@@ -131,3 +139,51 @@ def test_the_progress_line() -> None:
     bar(51)  # 40 s since the last line: a line
     assert out.getvalue().count("\n") == 2
     assert bar.done(100, 41.0).startswith("x: 100 B in 0:41")
+
+
+@pytest.mark.parametrize("checksum", [False, True])
+def test_between_two_pipes_without_a_checksum_the_kernel_moves_the_bytes(
+    checksum: bool, mocker: MockerFixture
+) -> None:
+    """A copy from process to process (export to a storage host, import from one) never passes the bytes
+    through bootagent: splice(2) joins the two pipes, as `zfs send | ssh ... zfs receive` would."""
+    data = os.urandom(3_000_000)
+    a_read, a_write = os.pipe()
+    b_read, b_write = os.pipe()
+    got = bytearray()
+
+    def feed() -> None:
+        with os.fdopen(a_write, "wb") as f:
+            f.write(data)
+
+    def drain() -> None:
+        with os.fdopen(b_read, "rb") as f:
+            got.extend(f.read())
+
+    threads = [threading.Thread(target=feed), threading.Thread(target=drain)]
+    for t in threads:
+        t.start()
+    spliced = mocker.spy(os, "splice")
+    seen: list[int] = []
+    source, sink = FileEnd(os.fdopen(a_read, "rb")), FileEnd(os.fdopen(b_write, "wb"))
+    copied = copy(source, sink, progress=seen.append, checksum=checksum)
+    sink.stream.close()
+    source.stream.close()
+    for t in threads:
+        t.join(timeout=30)
+    assert bytes(got) == data
+    assert copied.bytes == len(data) == seen[-1]
+    if checksum:
+        assert spliced.call_count == 0
+        assert copied.sha256 == hashlib.sha256(data).hexdigest()
+    else:
+        assert spliced.call_count >= 3  # 1 MiB at most a call, and the last one finds the end
+        assert copied.sha256 is None
+
+
+def test_where_the_kernel_cannot_splice_the_copy_goes_through_the_pump() -> None:
+    source, sink = FileEnd(io.BytesIO(b"x" * 5000)), FileEnd(io.BytesIO())
+    copied = copy(source, sink, progress=None, checksum=False)
+    assert copied.bytes == 5000
+    assert sink.stream.getvalue() == b"x" * 5000  # type: ignore[attr-defined]
+    assert copied.sha256 is None
