@@ -268,22 +268,28 @@ class Exporter:
             raise UsageError(f"{host}: an export goes to the store's dataset, without @SNAPSHOT")
         remote = self.remote(host)
         container = host.environment(self.machine, as_name)
-        if not remote.exists(host.dataset):
+        machine_dir = f"{host.dataset}/{self.machine}"
+        parts_to_send = self._parts(env, snap)
+        dests = [f"{container}/{part}" for part, _ in parts_to_send]
+        present = remote.existing([host.dataset, machine_dir, container, *dests])  # one round trip
+        if host.dataset not in present:
             raise RefusedError(
                 f"{host.dataset} does not exist on {host.host}",
                 hint=f"create it there first: zfs create -o canmount=off -o mountpoint=none {host.dataset}",
             )
-        for dataset in (f"{host.dataset}/{self.machine}", container):
-            if not remote.exists(dataset):
+        for dataset, label in ((machine_dir, []), (container, ["-o", f"{MACHINE}={self.machine}"])):
+            if dataset not in present:
                 remote.zfs(
-                    ["zfs", "create", "-o", "canmount=off", "-o", "mountpoint=none", dataset],
+                    ["zfs", "create", "-o", "canmount=off", "-o", "mountpoint=none", *label, dataset],
                     what=f"creating {dataset}",
                 )
-        remote.zfs(["zfs", "set", f"{MACHINE}={self.machine}", container], what=f"labelling {container}")
         results: list[PartResult] = []
         parts: list[Part] = []
-        for part, dataset in self._parts(env, snap):
-            result, made = self._part_to_host(remote, part, dataset, snap.name, f"{container}/{part}", full)
+        for (part, dataset), dest in zip(parts_to_send, dests, strict=True):
+            there = dest in present
+            result, made = self._part_to_host(
+                remote, part, dataset, snap.name, dest, full, there=there, token=present.get(dest)
+            )
             results.append(result)
             parts.append(made)
         manifest = self._manifest(env, snap, parts)
@@ -304,15 +310,23 @@ class Exporter:
         return ExportResult(manifest, f"{host}/{self.machine}/{as_name}", tuple(results))
 
     def _part_to_host(
-        self, remote: Side, part: str, dataset: str, snap_name: str, dest: str, full: bool
+        self,
+        remote: Side,
+        part: str,
+        dataset: str,
+        snap_name: str,
+        dest: str,
+        full: bool,
+        *,
+        there: bool,
+        token: str | None,
     ) -> tuple[PartResult, Part]:
         raw = self._raw(dataset)
         wanted = f"{dataset}@{snap_name}"
         resumed = False
         total_bytes, total_seconds = 0, 0.0
         digest: str | None = None
-        exists = remote.exists(dest)
-        token = remote.value(dest, "receive_resume_token") if exists else None
+        exists = there
         if token:
             LOG.info("%s: finishing an interrupted receive first", dest)
             result, digest = self._receive_on(remote, ["-t", token], dest, f"{wanted} (resumed)", None)

@@ -258,7 +258,10 @@ class Importer:
         host, machine, env, snap_name = split_store_source(location)
         remote = self.remote(host)
         container = host.environment(machine, env)
-        root_snaps = remote.snapshots(f"{container}/root") if remote.exists(f"{container}/root") else []
+        try:
+            root_snaps = remote.snapshots(f"{container}/root")
+        except NotFoundError:
+            root_snaps = []
         if not root_snaps:
             raise NotFoundError(
                 f"{container} on {host.host} holds no export", hint="see 'bootagent store list'"
@@ -282,7 +285,7 @@ class Importer:
         incoming: list[_Incoming] = []
         for part in manifest.parts:
             stored = f"{container}/{part.part}"
-            snaps = remote.snapshots(stored)
+            snaps = root_snaps if part.part == "root" else remote.snapshots(stored)
             wanted = next((s for s in snaps if s.guid == part.snapshot_guid), None)
             if wanted is None:
                 raise RefusedError(f"{stored} on {host.host} lacks the snapshot its manifest names")
@@ -295,16 +298,16 @@ class Importer:
             header = StreamHeader(
                 toname=wanted.name, toguid=wanted.guid, fromguid=0, creation=wanted.creation
             )
-            incoming.append(
-                _Incoming(
-                    part.part, header, base_local, open=self._remote_opener(remote, args), guid=wanted.guid
-                )
-            )
+            # a whole stream of a stored snapshot is about its referenced size: no `zfs send -nP` round trip
+            size = None if base_remote else wanted.referenced
+            opener = self._remote_opener(remote, args, size)
+            incoming.append(_Incoming(part.part, header, base_local, open=opener, guid=wanted.guid))
         return self._receive_all(env_name, dataset, boot, incoming, manifest, str(location))
 
-    def _remote_opener(self, remote: Side, args: list[str]) -> Opener:
+    def _remote_opener(self, remote: Side, args: list[str], size: int | None) -> Opener:
         def opener() -> tuple[Proc | FileEnd, int | None]:
-            return self.streams.reader(remote.argv(["zfs", "send", *args])), remote.estimate(args)
+            estimate = size if size is not None else remote.estimate(args)
+            return self.streams.reader(remote.argv(["zfs", "send", *args])), estimate
 
         return opener
 

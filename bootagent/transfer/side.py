@@ -80,6 +80,28 @@ class Side:
             )
         return result.returncode == 0
 
+    def existing(self, names: Sequence[str]) -> dict[str, str | None]:
+        """Which of `names` exist, each with its receive resume token (None: none), in one `zfs list`
+        (it lists the ones there and fails for the others)."""
+        argv = ["zfs", "list", "-H", "-o", "name,receive_resume_token", *names]
+        result = self.runner(self.argv(argv), check=False)
+        if result.returncode == 255 and self.host:  # ssh's own failure, not zfs'
+            raise translate_command_error(
+                CommandError(list(result.argv), returncode=255, stderr=result.stderr),
+                what=f"reaching {self.host.host}",
+            )
+        found: dict[str, str | None] = {}
+        for line in result.stdout.splitlines():
+            name, _, token = line.partition("\t")
+            if name in names:
+                found[name] = None if token in ("", "-") else token
+        if result.returncode != 0 and "does not exist" not in result.stderr:
+            raise translate_command_error(
+                CommandError(list(result.argv), returncode=result.returncode, stderr=result.stderr),
+                what=f"looking for {', '.join(names)} {self.where}",
+            )
+        return found
+
     def value(self, name: str, prop: str) -> str | None:
         out = self.zfs(
             ["zfs", "get", "-H", "-p", "-o", "value", prop, name], what=f"reading {prop} of {name}"

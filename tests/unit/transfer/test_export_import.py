@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import shlex
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from bootagent.errors import IncompleteError, NotFoundError, RefusedError, Usage
 from bootagent.journal import Outcome
 from bootagent.model import DatasetKind, Prop
 from bootagent.transfer.manifest import Manifest
-from bootagent.transfer.side import EXPORTED, MANIFEST
+from bootagent.transfer.side import EXPORTED, MACHINE, MANIFEST
 from bootagent.transfer.target import StorageHost, StreamFile, parse_location
 from tests.unit.transfer.machines import NOW, STORE, exporter, importer
 from tests.unit.transfer.zfs_commands import Machine, Network, guid_of
@@ -203,7 +204,19 @@ def test_the_first_export_to_a_host_is_whole_and_the_next_only_the_difference(
     recorded = Manifest.from_json(store.zfs.nodes[f"{stored}@s2"].user_props[MANIFEST], where="host")
     assert recorded.snapshot == "s2"
 
+    assert store.zfs.nodes["tank/exports/web1/beta"].user_props[MACHINE] == "web1"  # made with its label
+
+    before = len(net.ssh)
     second = exporter(envs, net).export("beta@s3", parse_location(STORE))
+    # over the ssh connection: what is there (one listing), its snapshots, the stream, the check, the record
+    remote = [shlex.split(a[-1])[:2] + [shlex.split(a[-1])[-1]] for a in net.ssh[before:]]
+    assert remote == [
+        ["zfs", "list", stored],
+        ["zfs", "list", stored],
+        ["zfs", "receive", stored],
+        ["zfs", "list", stored],
+        ["zfs", "set", f"{stored}@s3"],
+    ]
     assert second.parts[0].base == "s2"
     assert sends(here)[-1] == ["zfs", "send", "-L", "-e", "-c", "-i", "@s2", "rpool/ROOT/beta@s3"]
     assert second.parts[0].bytes > 0

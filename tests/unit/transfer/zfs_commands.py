@@ -107,6 +107,8 @@ class Machine:
         assert args[0] == "zfs", args
         verb = args[1]
         try:
+            if verb == "list" and "-t" not in args:
+                return self._names(args[2:])
             if verb == "list":
                 return 0, self._list(args[2:]), ""
             if verb == "get":
@@ -135,11 +137,30 @@ class Machine:
             raise LookupError(name)
         return self.zfs.nodes[name]
 
+    def _names(self, args: list[str]) -> tuple[int, str, str]:
+        """`zfs list [-H] [-o PROPS] NAME...`: a line for each that exists, an error for each that does not
+        (exit 1), as zfs does."""
+        props, names, i = ["name"], [], 0
+        while i < len(args):
+            if args[i] == "-o":
+                props, i = args[i + 1].split(","), i + 2
+            elif args[i].startswith("-"):
+                i += 1
+            else:
+                names.append(args[i])
+                i += 1
+        out, err = "", ""
+        for name in names:
+            node = self.zfs.nodes.get(name)
+            if node is None:
+                err += f"cannot open '{name}': dataset does not exist\n"
+            else:
+                out += "\t".join(self._value(node, p) for p in props) + "\n"
+        return (1 if err else 0), out, err
+
     def _list(self, args: list[str]) -> str:
         name = args[-1]
-        node = self._need(name)
-        if "-t" not in args:
-            return node.name + "\n"
+        self._need(name)
         props = args[args.index("-o") + 1].split(",")
         recursive = "-r" in args
         rows = [
@@ -180,7 +201,12 @@ class Machine:
             raise AssertionError(f"create of an existing {name}")
         self._need(name.rpartition("/")[0])
         props = dict(a.split("=", 1) for a in args[:-1] if "=" in a)
-        self.zfs.add_fs(name, mountpoint=props.get("mountpoint"), canmount=props.get("canmount", "on"))
+        self.zfs.add_fs(
+            name,
+            mountpoint=props.get("mountpoint"),
+            canmount=props.get("canmount", "on"),
+            user_props={k: v for k, v in props.items() if ":" in k},
+        )
         return ""
 
     def _set(self, args: list[str]) -> str:
