@@ -15,7 +15,10 @@ PROP_PREFIX = "org.bootagent:"
 
 
 class Prop(StrEnum):
-    """Namespaced user properties carried by boot environments and snapshots."""
+    """Every namespaced user property bootagent sets, on environments, snapshots, baselines and stored
+    exports. Listings ask `zfs get` for these by name (`zfs get all` computes every native property of
+    every dataset and snapshot too: four times as long as the listing itself); a property not named here is
+    never read back."""
 
     DESCRIPTION = PROP_PREFIX + "description"
     CREATED_BY = PROP_PREFIX + "created-by"
@@ -29,6 +32,15 @@ class Prop(StrEnum):
     FAILED = PROP_PREFIX + "failed"
     # the same token on the two halves of one checkpoint of a boot-environment pair (bootagent.pairs)
     PAIR = PROP_PREFIX + "pair"
+    # a factory baseline (bootagent.reset.baseline)
+    RELEASE = PROP_PREFIX + "release"
+    SEALED = PROP_PREFIX + "sealed"  # epoch seconds
+    CONFIG_DATASETS = PROP_PREFIX + "config-datasets"  # the config datasets sealed with it, space separated
+    SEALED_FROM = PROP_PREFIX + "sealed-from"
+    # an export on a storage host (bootagent.transfer)
+    EXPORTED = PROP_PREFIX + "exported"  # epoch seconds, on a stored snapshot: when it was exported
+    MANIFEST = PROP_PREFIX + "manifest"  # the manifest (compact JSON), on a stored snapshot
+    MACHINE = PROP_PREFIX + "machine"  # on a stored environment: the machine it came from
 
 
 FACTORY_HOLD_TAG = "org.bootagent.factory"

@@ -20,16 +20,16 @@ from dataclasses import dataclass
 from bootagent.config import Config
 from bootagent.errors import NotFoundError, RefusedError
 from bootagent.journal import Journal
-from bootagent.model import FACTORY_HOLD_TAG, PROP_PREFIX, DatasetInfo, DatasetKind, Prop
+from bootagent.model import FACTORY_HOLD_TAG, DatasetInfo, DatasetKind, Prop
 from bootagent.names import name_problem, shown
 from bootagent.zfs.interface import ZfsBackend
 
 LOG = logging.getLogger(__name__)
 
-RELEASE = PROP_PREFIX + "release"
-SEALED = PROP_PREFIX + "sealed"  # epoch seconds
-CONFIG_SET = PROP_PREFIX + "config-datasets"  # the config datasets sealed with it, space separated
-SOURCE = PROP_PREFIX + "sealed-from"
+RELEASE = Prop.RELEASE.value
+SEALED = Prop.SEALED.value  # epoch seconds
+CONFIG_SET = Prop.CONFIG_DATASETS.value  # the config datasets sealed with it, space separated
+SOURCE = Prop.SEALED_FROM.value
 SEAL_SNAPSHOT = "bootagent-seal"  # the temporary snapshot of the sources while they are copied
 
 

@@ -14,15 +14,15 @@ from dataclasses import dataclass, replace
 from typing import IO, Protocol
 
 from bootagent.errors import CommandError
-from bootagent.model import PROP_PREFIX
+from bootagent.model import Prop
 from bootagent.runner import Runner
 from bootagent.transfer.base import Snap
 from bootagent.transfer.target import StorageHost
 from bootagent.zfs.cli import translate_command_error
 
-EXPORTED = PROP_PREFIX + "exported"  # epoch seconds, on a stored snapshot: when it was exported
-MANIFEST = PROP_PREFIX + "manifest"  # the manifest (compact JSON), on a stored snapshot
-MACHINE = PROP_PREFIX + "machine"  # on a stored environment: the machine it came from
+EXPORTED = Prop.EXPORTED.value  # epoch seconds, on a stored snapshot: when it was exported
+MANIFEST = Prop.MANIFEST.value  # the manifest (compact JSON), on a stored snapshot
+MACHINE = Prop.MACHINE.value  # on a stored environment: the machine it came from
 LIST_TIMEOUT = 300.0
 MASTER_TIMEOUT = 90.0  # ssh's connect and authentication, on a slow link or CPU
 LOG = logging.getLogger(__name__)

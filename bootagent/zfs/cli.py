@@ -22,7 +22,7 @@ from bootagent.errors import (
     ReadOnlyPoolError,
     RefusedError,
 )
-from bootagent.model import PROP_PREFIX, DatasetInfo, DatasetKind, PoolHealth, PoolInfo
+from bootagent.model import PROP_PREFIX, DatasetInfo, DatasetKind, PoolHealth, PoolInfo, Prop
 from bootagent.mounts import mount_table
 from bootagent.runner import CommandResult, Runner, run
 from bootagent.zfs.interface import DiffChange, DiffEntry
@@ -45,6 +45,7 @@ LIST_COLUMNS = (
 POOL_COLUMNS = ("name", "health", "size", "free", "readonly", "bootfs")
 UNSET = "-"
 # reported by properties() whatever their source: what identifies a dataset and how it is encrypted
+USER_PROPS = ",".join(p.value for p in Prop)  # by name: `all` would compute every native property too
 ALWAYS_PROPS = frozenset({"guid", "type", "encryption", "keyformat", "keylocation", "encryptionroot"})
 COPY_TIMEOUT = 4 * 3600.0  # a full copy of a root file system (the factory baseline), on a slow disk
 WIPE_TIMEOUT = 24 * 3600.0  # overwriting every free block of a large pool
@@ -315,7 +316,7 @@ class ZfsCli:
         got = self._run(
             [
                 *("zfs", "get", "-H", "-p", "-r", "-t", types, "-s", "local"),
-                *("-o", "name,property,value", "all", root),
+                *("-o", "name,property,value", USER_PROPS, root),
             ],
             what=f"reading the properties of {root}",
         )

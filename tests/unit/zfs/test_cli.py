@@ -13,7 +13,7 @@ from bootagent.errors import CommandError, InvalidNameError, NotFoundError, Read
 from bootagent.model import DatasetInfo, DatasetKind, PoolHealth, PoolInfo, Prop
 from bootagent.mounts import unescape_mounts
 from bootagent.runner import DEFAULT_TIMEOUT, CommandResult
-from bootagent.zfs.cli import LIST_COLUMNS, ZfsCli, destroy_order, unescape_diff
+from bootagent.zfs.cli import LIST_COLUMNS, USER_PROPS, ZfsCli, destroy_order, unescape_diff
 from bootagent.zfs.interface import DiffChange, DiffEntry
 
 DATA = Path(__file__).parent / "data"
@@ -57,7 +57,7 @@ class FakeRunner:
 LIST_ARGV = ("zfs", "list", "-H", "-p", "-r", "-t", "filesystem,snapshot", "-o", ",".join(LIST_COLUMNS))
 GET_ARGV = (
     *("zfs", "get", "-H", "-p", "-r", "-t", "filesystem,snapshot", "-s", "local"),
-    *("-o", "name,property,value", "all"),
+    *("-o", "name,property,value", USER_PROPS),
 )
 
 
