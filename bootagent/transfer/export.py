@@ -286,9 +286,8 @@ class Exporter:
         results: list[PartResult] = []
         parts: list[Part] = []
         for (part, dataset), dest in zip(parts_to_send, dests, strict=True):
-            there = dest in present
             result, made = self._part_to_host(
-                remote, part, dataset, snap.name, dest, full, there=there, token=present.get(dest)
+                remote, part, dataset, snap.name, dest, full, exists=dest in present, token=present.get(dest)
             )
             results.append(result)
             parts.append(made)
@@ -318,18 +317,16 @@ class Exporter:
         dest: str,
         full: bool,
         *,
-        there: bool,
+        exists: bool,
         token: str | None,
     ) -> tuple[PartResult, Part]:
         raw = self._raw(dataset)
         wanted = f"{dataset}@{snap_name}"
         resumed = False
         total_bytes, total_seconds = 0, 0.0
-        digest: str | None = None
-        exists = there
         if token:
             LOG.info("%s: finishing an interrupted receive first", dest)
-            result, digest = self._receive_on(remote, ["-t", token], dest, f"{wanted} (resumed)", None)
+            result = self._receive_on(remote, ["-t", token], dest, f"{wanted} (resumed)", None)
             total_bytes, total_seconds, resumed = result.bytes, result.seconds, True
             exists = True
         local = [s.snap() for s in self.local.snapshots(dataset)]
@@ -359,13 +356,13 @@ class Exporter:
                 part, wanted, dest, total_bytes, total_seconds, None, skipped=True, resumed=resumed
             ), made
         args = [*send_flags(raw), *(["-i", f"@{base_name}"] if base_name else []), wanted]
-        result, digest = self._receive_on(remote, args, dest, wanted, base_name)
+        result = self._receive_on(remote, args, dest, wanted, base_name)
         if target.guid not in [s.guid for s in remote.snapshots(dest)]:
             raise RefusedError(
                 f"{dest}@{snap_name} on {remote.where}: the received snapshot is not {wanted} (guid differs)",
                 hint="look at it on the storage host; nothing was changed here",
             )
-        made = replace(made, bytes=result.bytes, sha256=digest)
+        made = replace(made, bytes=result.bytes)
         return (
             PartResult(
                 part,
@@ -381,7 +378,7 @@ class Exporter:
 
     def _receive_on(
         self, remote: Side, args: list[str], dest: str, what: str, base: str | None
-    ) -> tuple[PartResult, str | None]:
+    ) -> PartResult:
         estimate = self.local.estimate(args)
         bar = ProgressLine(f"export {what}", estimate, self.progress_out)
         source = self.streams.reader(self.local.argv(["zfs", "send", *args]))
@@ -402,4 +399,4 @@ class Exporter:
                 ) from None
             raise translate_command_error(exc, what=f"sending {what} {remote.where}") from None
         bar.done(copied.bytes, copied.seconds)
-        return PartResult("", what, dest, copied.bytes, copied.seconds, base), copied.sha256
+        return PartResult("", what, dest, copied.bytes, copied.seconds, base)

@@ -15,7 +15,7 @@ from typing import IO, Protocol
 
 from bootagent.errors import CommandError
 from bootagent.model import Prop
-from bootagent.runner import Runner
+from bootagent.runner import CommandResult, Runner
 from bootagent.transfer.base import Snap
 from bootagent.transfer.target import StorageHost
 from bootagent.zfs.cli import translate_command_error
@@ -71,25 +71,25 @@ class Side:
         except CommandError as exc:
             raise translate_command_error(exc, what=f"{what} {self.where}") from None
 
-    def exists(self, name: str) -> bool:
-        result = self.runner(self.argv(["zfs", "list", "-H", "-o", "name", name]), check=False)
-        if result.returncode == 255 and self.host:  # ssh's own failure, not zfs'
+    def _unchecked(self, argv: Sequence[str]) -> CommandResult:
+        """A command whose failure is an answer; only ssh's own failure (255) is raised."""
+        result = self.runner(self.argv(argv), check=False)
+        if result.returncode == 255 and self.host:
             raise translate_command_error(
                 CommandError(list(result.argv), returncode=255, stderr=result.stderr),
                 what=f"reaching {self.host.host}",
             )
+        return result
+
+    def exists(self, name: str) -> bool:
+        result = self._unchecked(["zfs", "list", "-H", "-o", "name", name])
         return result.returncode == 0
 
     def existing(self, names: Sequence[str]) -> dict[str, str | None]:
         """Which of `names` exist, each with its receive resume token (None: none), in one `zfs list`
         (it lists the ones there and fails for the others)."""
         argv = ["zfs", "list", "-H", "-o", "name,receive_resume_token", *names]
-        result = self.runner(self.argv(argv), check=False)
-        if result.returncode == 255 and self.host:  # ssh's own failure, not zfs'
-            raise translate_command_error(
-                CommandError(list(result.argv), returncode=255, stderr=result.stderr),
-                what=f"reaching {self.host.host}",
-            )
+        result = self._unchecked(argv)
         found: dict[str, str | None] = {}
         for line in result.stdout.splitlines():
             name, _, token = line.partition("\t")
